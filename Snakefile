@@ -1,0 +1,28 @@
+# compressible: train once, compress one-shot at many levels, evaluate with and without BNT,
+# then tabulate and plot (CrAM, SFW-pruning, compression-aware SFW).
+#
+#   snakemake --cores all                                   # the embedded default (configs/default.yaml)
+#   snakemake --cores all --configfile configs/<paper>.yaml # any other experiment
+#   snakemake --profile workflow/profiles/slurm --configfile configs/<paper>.yaml   # on a SLURM cluster
+
+import yaml
+
+# With no --configfile, the embedded default. (Not the `configfile:` directive: Snakemake would
+# deep-merge the default into every other config, leaking keys such as report settings.)
+if not config:
+    with open("configs/default.yaml") as handle:
+        config.update(yaml.safe_load(handle))
+
+include: "workflow/rules/common.smk"     # config validation, paths, helpers
+include: "workflow/rules/data.smk"       # prepare_data: dataset -> resources/data/<dataset>.pt
+include: "workflow/rules/train.smk"      # train: one (arch, method, seed) -> checkpoint (DVC-tracked)
+include: "workflow/rules/oneshot.smk"    # oneshot: compress at each level, evaluate, BNT trials
+include: "workflow/rules/report.smk"     # aggregate -> summary.csv; figures; LaTeX tables
+
+
+rule all:
+    input:
+        SUMMARY,
+        FIGURES,
+        TABLES,
+    default_target: True

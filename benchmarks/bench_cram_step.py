@@ -1,0 +1,106 @@
+"""Cost of one SAM / CrAM+ step relative to one SGD step, measured in the same run.
+
+CIFAR ResNet-20, one fixed batch (default 128), the trainer's closure protocol
+(``closure(track_bn_stats=False)`` for the second pass). Every method gets its own copy of
+the same model; steps are interleaved round by round so that drift in machine load hits
+all methods alike; the median of ``--rounds`` timed steps after ``--warmup`` steps is
+reported. Two forward-backward passes make 2.0 the floor for the two-pass methods.
+
+    python benchmarks/bench_cram_step.py [--rounds 15] [--warmup 3] [--batch 128] [--device cpu]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+
+import torch
+from torch import nn
+
+from compressible.bn import frozen_bn_stats
+from compressible.compress.prunable import prunable_parameters
+from compressible.models import build_model
+from compressible.optim import methods_cram  # noqa: F401  (registers the CrAM family)
+from compressible.registry import METHODS
+
+SGD = dict(lr=0.1, momentum=0.9, weight_decay=5e-4)
+# label -> (METHODS name or "sgd", method kwargs)
+CASES = {
+    "sgd": ("sgd", {}),
+    "sam": ("sam", {"rho": 0.1}),
+    "cram_plus (k70, SG)": ("cram_plus", {"rho": 0.15, "sparsity": 0.7, "sparse_grad": True}),
+    "cram_plus_multi (SG)": ("cram_plus_multi", {"rho": 0.15, "sparse_grad": True}),
+    "cram_plus (k70, SG, mask_every=20)": ("cram_plus", {"rho": 0.15, "sparsity": 0.7,
+                                                         "sparse_grad": True, "mask_every": 20}),
+}
+
+
+def build(name: str, model: nn.Module, kwargs: dict) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), **SGD)
+    return METHODS.get(name)(model, prunable_parameters(model, "weights"), seed=0, **SGD, **kwargs)
+
+
+def make_closure(model, opt, x, y):
+    """The trainer's closure: zero grads, forward (BN stats frozen on request), backward."""
+    def closure(track_bn_stats: bool = True) -> torch.Tensor:
+        opt.zero_grad()
+        if track_bn_stats:
+            loss = nn.functional.cross_entropy(model(x), y)
+        else:
+            with frozen_bn_stats(model):
+                loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+    return closure
+
+
+def timed_step(opt, closure, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    opt.step(closure)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    base = build_model("resnet20").to(device)
+    x = torch.randn(args.batch, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (args.batch,), device=device)
+    steps = {}
+    for label, (name, kwargs) in CASES.items():
+        model = copy.deepcopy(base)
+        opt = build(name, model, kwargs)
+        steps[label] = (opt, make_closure(model, opt, x, y))
+    times = {label: [] for label in CASES}
+    for i in range(args.warmup + args.rounds):
+        for label, (opt, closure) in steps.items():
+            elapsed = timed_step(opt, closure, device)
+            if i >= args.warmup:
+                times[label].append(elapsed)
+    report(times, args, device)
+
+
+def report(times: dict, args, device: torch.device) -> None:
+    medians = {label: statistics.median(t) for label, t in times.items()}
+    print(f"command: python {' '.join(sys.argv)}")
+    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
+          f"batch {args.batch}, ResNet-20, median of {args.rounds} steps after {args.warmup} warm-up")
+    for label, median in medians.items():
+        print(f"{label:38s} {1000 * median:8.1f} ms/step   ratio to SGD {median / medians['sgd']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

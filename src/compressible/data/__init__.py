@@ -1,0 +1,18 @@
+"""Datasets (registered by name), in-memory splits and seeded batches."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..registry import DATASETS
+from . import sources  # noqa: F401  (registration)
+from .batches import calibration_batches, test_batches, train_batches
+from .splits import ImageSplits, sha256
+
+__all__ = ["ImageSplits", "calibration_batches", "test_batches", "train_batches", "build_splits", "sha256"]
+
+
+def build_splits(dataset_cfg: dict) -> ImageSplits:
+    """Materialize the config's dataset (download if allowed) and cut the configured subsets."""
+    root = Path(dataset_cfg.get("root", "resources/data"))
+    splits = DATASETS.get(dataset_cfg["name"])(root, dataset_cfg.get("download", True))
+    return splits.subset(dataset_cfg.get("train_subset"), dataset_cfg.get("test_subset"))

@@ -1,0 +1,24 @@
+"""Architectures by name: ``build_model("resnet20", num_classes=10)``."""
+from __future__ import annotations
+
+from torch import nn
+
+from ..registry import MODELS
+from . import resnet18_cifar, resnet_cifar, vgg_wrn  # noqa: F401  (registration)
+
+
+@MODELS.register("resnet50")
+def resnet50(num_classes: int = 1000, in_channels: int = 3, width: int = 64) -> nn.Module:
+    """torchvision's ImageNet ResNet-50 (random init; weights come from our own checkpoints)."""
+    from torchvision.models import resnet50 as tv_resnet50
+
+    if in_channels != 3 or width != 64:
+        raise ValueError("resnet50 supports only in_channels=3 and width=64")
+    return tv_resnet50(weights=None, num_classes=num_classes)
+
+
+def build_model(name: str, num_classes: int = 10, in_channels: int = 3, width: int | None = None) -> nn.Module:
+    """Instantiate a registered architecture; ``width`` None keeps the paper's width."""
+    builder = MODELS.get(name)
+    kwargs = {} if width is None else {"width": width}
+    return builder(num_classes=num_classes, in_channels=in_channels, **kwargs)

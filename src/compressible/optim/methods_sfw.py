@@ -1,0 +1,167 @@
+"""METHODS builders for Stochastic Frank-Wolfe ("sfw") and the proximal nuclear-norm baseline
+("nuclear_prox"). Every hyper-parameter is an explicit keyword with the papers' default meaning.
+
+SFW-pruning (Miao et al.) = constraint "k_sparse", k 0.05, k_min 10, tau 15, radius_mode
+"initialization", rescale "gradient", momentum 0.9 "exponential", lr 1.0, constrain "all".
+Compression-aware SFW (Zimmer et al.) = constraint "group_k_support" / "spectral_k_support" /
+"k_support" / "k_sparse", constrain "structured_conv_l2_rest", momentum "heavy_ball".
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ..registry import CONSTRAINTS, METHODS
+from . import constraints as _constraints  # noqa: F401  (registers the feasible sets)
+from .nuclear import NuclearProxSGD
+from .sfw import SFW
+
+RADIUS_MODES = ("radius", "diameter", "initialization")
+CONSTRAIN = ("all", "structured_conv_l2_rest")
+
+
+def resolve_k(k: float | int, k_min: int, n: int) -> int:
+    """K from a fraction (float in (0, 1]) or a count (int >= 1), then min(max(k_min, K), n).
+
+    SFW-pruning's K = min(max(10, floor(0.05 n)), n) is k=0.05, k_min=10.
+    """
+    if isinstance(k, bool) or not (isinstance(k, int) and k >= 1 or isinstance(k, float) and 0 < k <= 1):
+        raise ValueError(f"k must be a fraction in (0, 1] or a count >= 1, got {k!r}")
+    count = int(k * n) if isinstance(k, float) else k
+    return min(max(k_min, count, 1), n)
+
+
+@torch.no_grad()
+def expected_init_norms(model: nn.Module, samples: int, seed: int) -> dict[str, float]:
+    """E||W0||_2 per parameter name, from ``samples`` fresh default initializations of its layer.
+
+    Keyed by parameter (not by shape: BN weight and bias share a shape but not an init). The
+    global RNG is forked, so training randomness is unchanged. A zero expectation (BN bias)
+    becomes 1, as in the authors' code; a parameter of a layer without ``reset_parameters``
+    gets its current norm.
+    """
+    norms = {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for prefix, module in model.named_modules():
+            own = dict(module.named_parameters(recurse=False))
+            if own and hasattr(module, "reset_parameters"):
+                norms.update(_layer_init_norms(module, prefix, own, samples))
+    for name, p in model.named_parameters():
+        norms.setdefault(name, float(p.norm()))
+    return {name: value if value > 0 else 1.0 for name, value in norms.items()}
+
+
+def _layer_init_norms(module: nn.Module, prefix: str, own: dict, samples: int) -> dict[str, float]:
+    fresh = copy.deepcopy(module).cpu()
+    totals = dict.fromkeys(own, 0.0)
+    for _ in range(samples):
+        fresh.reset_parameters()
+        for name in own:
+            totals[name] += float(getattr(fresh, name).norm())
+    return {f"{prefix}.{name}" if prefix else name: total / samples for name, total in totals.items()}
+
+
+def _constraint_name(module: nn.Module, param_name: str, constraint: str, constrain: str) -> str:
+    """The papers constrain every tensor; compression-aware SFW puts its structured norm on conv
+    weights only and an L2 ball on every other tensor."""
+    if constrain == "all" or (isinstance(module, nn.Conv2d) and param_name == "weight"):
+        return constraint
+    return "l2"
+
+
+def _size(name: str, shape, *, k, k_min, radius_mode, radius, diameter, tau, init_norms) -> dict:
+    """Constructor arguments (k and radius or diameter) of constraint ``name`` for ``shape``."""
+    cls = CONSTRAINTS.get(name)
+    kwargs = {"k": resolve_k(k, k_min, cls.k_space(shape))} if cls.uses_k else {}
+    if radius_mode == "radius":
+        return {**kwargs, "radius": radius}
+    if radius_mode == "diameter":
+        return {**kwargs, "diameter": diameter}
+    return {**kwargs, "diameter": 2.0 * tau * init_norms}  # D = 2 tau E||W0||
+
+
+def sfw_param_groups(model: nn.Module, *, constraint: str, constrain: str, k, k_min: int,
+                     radius_mode: str, radius: float, diameter: float, tau: float, seed: int,
+                     init_samples: int) -> list[dict]:
+    """One param group per tensor, each with its own constraint."""
+    if constrain not in CONSTRAIN:
+        raise ValueError(f"constrain must be one of {CONSTRAIN}, got {constrain!r}")
+    if radius_mode not in RADIUS_MODES:
+        raise ValueError(f"radius_mode must be one of {RADIUS_MODES}, got {radius_mode!r}")
+    CONSTRAINTS.get(constraint)  # fail early with the allowed names
+    norms = expected_init_norms(model, init_samples, seed) if radius_mode == "initialization" else {}
+    groups = []
+    for prefix, module in model.named_modules():
+        for pname, p in module.named_parameters(recurse=False):
+            full = f"{prefix}.{pname}" if prefix else pname
+            cname = _constraint_name(module, pname, constraint, constrain)
+            size = _size(cname, p.shape, k=k, k_min=k_min, radius_mode=radius_mode, radius=radius,
+                         diameter=diameter, tau=tau, init_norms=norms.get(full))
+            groups.append({"params": [p], "constraint": CONSTRAINTS.get(cname)(p.shape, **size),
+                           "name": full})
+    return groups
+
+
+@torch.no_grad()
+def shift_inside(groups: list[dict]) -> None:
+    """Make the starting point feasible (SFW keeps feasibility only from a feasible start)."""
+    for group in groups:
+        w = group["params"][0]
+        w.copy_(group["constraint"].shift_inside(w))
+
+
+def _delay_steps(delay_k_steps: int, delay_k_epochs: int, steps_per_epoch: int) -> int:
+    if delay_k_epochs and delay_k_steps:
+        raise ValueError("give delay_k_steps or delay_k_epochs, not both")
+    if delay_k_epochs and steps_per_epoch <= 0:
+        raise ValueError("delay_k_epochs needs steps_per_epoch (optimizer steps per epoch)")
+    return delay_k_steps or delay_k_epochs * steps_per_epoch
+
+
+@METHODS.register("sfw")
+def build_sfw(model: nn.Module, prunable: list, *, seed: int, lr: float = 0.1, momentum: float = 0.9,
+              weight_decay: float = 0.0, constraint: str = "k_sparse", k: float | int = 0.05, k_min: int = 1,
+              tau: float = 15.0, radius_mode: str = "initialization", radius: float = 1.0,
+              diameter: float = 1.0, rescale: str = "gradient", momentum_style: str = "exponential",
+              constrain: str = "all", delay_k_steps: int = 0, delay_k_epochs: int = 0,
+              steps_per_epoch: int = 0, init: str = "default", init_iterations: int = 390,
+              init_lr: float = 1e-3, init_min_scale: float = 0.01, init_samples: int = 100) -> SFW:
+    """Stochastic Frank-Wolfe over every parameter of ``model`` (``prunable`` is not needed:
+    the papers constrain all tensors; compression is chosen after training).
+
+    ``radius`` is the norm radius (radius_mode "radius"), ``diameter`` the L2 diameter
+    ("diameter"), ``tau`` the factor of D = 2 tau E||W0|| ("initialization"). ``init``
+    "sfw_init" spends the first ``init_iterations`` steps on SFW-Init (Adam lr ``init_lr``).
+    """
+    if weight_decay != 0:
+        raise ValueError("SFW takes no weight decay: the constraint is the regularizer")
+    if init not in ("default", "sfw_init"):
+        raise ValueError(f"init must be 'default' or 'sfw_init', got {init!r}")
+    groups = sfw_param_groups(model, constraint=constraint, constrain=constrain, k=k, k_min=k_min,
+                              radius_mode=radius_mode, radius=radius, diameter=diameter, tau=tau,
+                              seed=seed, init_samples=init_samples)
+    shift_inside(groups)
+    return SFW(groups, lr=lr, momentum=momentum, momentum_style=momentum_style, rescale=rescale,
+               delay_k_steps=_delay_steps(delay_k_steps, delay_k_epochs, steps_per_epoch),
+               init_iterations=init_iterations if init == "sfw_init" else 0, init_lr=init_lr,
+               init_min_scale=init_min_scale)
+
+
+@METHODS.register("nuclear_prox")
+def build_nuclear_prox(model: nn.Module, prunable: list, *, seed: int, lr: float = 0.1,
+                       momentum: float = 0.9, weight_decay: float = 5e-4, nuclear: float = 1e-4,
+                       layers: str = "conv") -> NuclearProxSGD:
+    """Proximal SGD with lambda = ``nuclear`` on conv weights (``layers`` "conv", the
+    compression-aware SFW baseline) or on conv and linear weights ("conv_linear")."""
+    kinds = {"conv": (nn.Conv2d,), "conv_linear": (nn.Conv2d, nn.Linear)}
+    if layers not in kinds:
+        raise ValueError(f"layers must be one of {sorted(kinds)}, got {layers!r}")
+    targets = {id(m.weight) for m in model.modules() if isinstance(m, kinds[layers])}
+    regularized = [p for p in model.parameters() if id(p) in targets]
+    rest = [p for p in model.parameters() if id(p) not in targets]
+    groups = [{"params": regularized, "nuclear": nuclear}, {"params": rest, "nuclear": 0.0}]
+    return NuclearProxSGD([g for g in groups if g["params"]], lr=lr, momentum=momentum,
+                          weight_decay=weight_decay)

@@ -1,0 +1,127 @@
+"""Stochastic Frank-Wolfe (Pokutta et al. 2020; SFW-pruning, Miao et al. 2022; compression-aware
+SFW, Zimmer et al. 2022).
+
+Per tensor w with constraint C (kept in w's param group) and momentum direction d:
+
+    v   = argmin_{v in C} <d, v>                      (the LMO)
+    eta = clamp(lr * factor, 0, 1)                     (factor from ``rescale``)
+    w  <- (1 - eta) w + eta v                          (a convex combination: w stays in C)
+
+Momentum ``exponential`` (the 2020 library and SFW-pruning): d <- mu d + (1 - mu) g;
+``heavy_ball`` (compression-aware SFW, undampened): d <- mu d + g. The first step uses d = g.
+Rescaling: ``gradient`` factor = ||d|| / ||w - v|| (Zimmer et al., Thm. 4.1), ``fast_gradient``
+||d|| / (D/2), ``diameter`` 1/D, ``none`` 1. No weight decay: the constraint is the regularizer.
+"""
+from __future__ import annotations
+
+import torch
+from torch.optim.optimizer import Optimizer, required
+
+MOMENTUM_STYLES = ("exponential", "heavy_ball")
+RESCALES = ("gradient", "fast_gradient", "diameter", "none")
+
+
+def fw_step_size(lr: float, rescale: str, d: torch.Tensor, w: torch.Tensor, v: torch.Tensor,
+                 diameter: float) -> torch.Tensor:
+    """eta = clamp(lr * factor, 0, 1) as a 0-d tensor (no host sync)."""
+    if rescale == "gradient":
+        factor = d.norm() / torch.dist(w, v)
+    elif rescale == "fast_gradient":
+        factor = d.norm() / (0.5 * diameter)
+    elif rescale == "diameter":
+        factor = d.new_tensor(1.0 / diameter)
+    else:
+        factor = d.new_tensor(1.0)
+    # w == v with d == 0 gives 0/0: no step is needed; w == v alone gives inf: the step is moot
+    return (lr * factor).nan_to_num(nan=0.0, posinf=1.0).clamp(0.0, 1.0)
+
+
+class SFW(Optimizer):
+    """Stochastic Frank-Wolfe; every param group holds one tensor and its ``constraint``.
+
+    Args:
+        params: param groups, each ``{"params": [w], "constraint": Constraint, ...}``.
+        lr: learning rate before rescaling (what LR schedulers change).
+        momentum: mu in [0, 1).
+        momentum_style: ``exponential`` or ``heavy_ball`` (see module docstring).
+        rescale: ``gradient``, ``fast_gradient``, ``diameter`` or ``none``.
+        delay_k_steps: the first ``delay_k_steps`` steps of a tensor use K = n at the same L2
+            diameter, then the constraint's K (delayed-K schedule of compression-aware SFW).
+        init_iterations, init_lr, init_min_scale: SFW-Init (``sfw_init.py``): the first
+            ``init_iterations`` calls to :meth:`step` learn one scale per tensor instead of training.
+    """
+
+    def __init__(self, params, lr: float = 0.1, momentum: float = 0.9,
+                 momentum_style: str = "exponential", rescale: str = "gradient",
+                 delay_k_steps: int = 0, init_iterations: int = 0, init_lr: float = 1e-3,
+                 init_min_scale: float = 0.01):
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+        if momentum_style not in MOMENTUM_STYLES:
+            raise ValueError(f"momentum_style must be one of {MOMENTUM_STYLES}, got {momentum_style!r}")
+        if rescale not in RESCALES:
+            raise ValueError(f"rescale must be one of {RESCALES}, got {rescale!r}")
+        defaults = dict(lr=lr, momentum=momentum, momentum_style=momentum_style, rescale=rescale,
+                        delay_k_steps=delay_k_steps, init_iterations=init_iterations,
+                        init_lr=init_lr, init_min_scale=init_min_scale, constraint=required)
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict) -> None:
+        super().add_param_group(param_group)
+        if len(self.param_groups[-1]["params"]) != 1:
+            raise ValueError("SFW: each param group holds exactly one tensor and its constraint")
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One SFW step (or one SFW-Init iteration while ``init_iterations`` remain)."""
+        if self.param_groups[0]["init_iterations"] > 0:
+            from .sfw_init import sfw_init_step  # SFW-Init builds on this module: import lazily
+
+            return sfw_init_step(self, closure)
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            if group["params"][0].grad is not None:
+                self._update(group)
+        return loss
+
+    def _update(self, group: dict) -> None:
+        w = group["params"][0]
+        state = self.state[w]
+        state["step"] = state.get("step", 0) + 1
+        constraint = group["constraint"]
+        delayed = state["step"] <= group["delay_k_steps"]
+        constraint.set_active_k(constraint.k_space(constraint.shape) if delayed else constraint.k)
+        d = self._direction(w, group)
+        v = constraint.lmo(d)
+        eta = fw_step_size(group["lr"], group["rescale"], d, w, v, constraint.diameter)
+        w.lerp_(v, eta)  # w <- (1 - eta) w + eta v
+
+    def _direction(self, w: torch.Tensor, group: dict) -> torch.Tensor:
+        mu = group["momentum"]
+        if mu == 0:
+            return w.grad
+        state = self.state[w]
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = w.grad.detach().clone()
+            return state["momentum_buffer"]
+        dampening = mu if group["momentum_style"] == "exponential" else 0.0
+        return state["momentum_buffer"].mul_(mu).add_(w.grad, alpha=1.0 - dampening)
+
+    def state_dict(self) -> dict:
+        """The usual optimizer state with each constraint as plain values (``weights_only`` safe)."""
+        packed = super().state_dict()
+        for saved, group in zip(packed["param_groups"], self.param_groups):
+            saved["constraint"] = group["constraint"].state_dict()
+        return packed
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore state; the constraint objects stay, with their saved K and diameter."""
+        constraints = [group["constraint"] for group in self.param_groups]
+        saved = [group["constraint"] for group in state_dict["param_groups"]]
+        super().load_state_dict(state_dict)
+        for group, constraint, values in zip(self.param_groups, constraints, saved):
+            constraint.load_state_dict(values)
+            group["constraint"] = constraint

@@ -1,0 +1,60 @@
+"""Tidy results: one row per measurement (one level, before BNT or one BNT trial)."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Iterable
+
+COLUMNS = [
+    "experiment", "dataset", "arch", "method", "seed", "compressor", "level", "prunable",
+    "bnt_trial", "bnt_seed", "accuracy", "loss", "dense_accuracy", "sparsity_prunable",
+    "sparsity_total", "compression_ratio", "flops_ratio", "speedup", "params_remaining",
+]
+
+
+def rows_of(result: dict) -> list[dict]:
+    """Every row of one (checkpoint, operator) result file."""
+    return [row for level in result["levels"] for row in level_rows(result, level)]
+
+
+def level_rows(result: dict, level: dict) -> list[dict]:
+    """The before-BNT row and one row per BNT trial of one level."""
+    cfg = result["provenance"]["config"]
+    run = Path(result["checkpoint"]).stem  # <arch>-<method>-s<seed>
+    arch, method, seed = run.rsplit("-", 2)
+    acct = level["accounting"]
+    base = {
+        "experiment": cfg["experiment"], "dataset": cfg["dataset"]["name"], "arch": arch,
+        "method": method, "seed": int(seed[1:]), "compressor": result["operator"],
+        "level": level["level"], "prunable": result["prunable"],
+        "dense_accuracy": result["dense"]["accuracy"],
+        **{k: acct[k] for k in ("sparsity_prunable", "sparsity_total", "compression_ratio",
+                                "flops_ratio", "speedup", "params_remaining")},
+    }
+    rows = [dict(base, bnt_trial="", bnt_seed="", **level["before_bnt"])]
+    for trial in level["bnt_trials"]:
+        rows.append(dict(base, bnt_trial=trial["trial"], bnt_seed=trial["seed"],
+                         accuracy=trial["accuracy"], loss=trial["loss"]))
+    return rows
+
+
+def _fmt(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def aggregate(result_files: Iterable[str | Path], out_csv: str | Path) -> int:
+    """Write the sorted tidy CSV (same inputs -> same bytes); returns the number of rows."""
+    rows = [r for f in sorted(map(str, result_files)) for r in rows_of(json.loads(Path(f).read_text()))]
+    rows.sort(key=lambda r: (r["arch"], r["method"], r["seed"], r["compressor"], str(r["level"]),
+                             -1 if r["bnt_trial"] == "" else r["bnt_trial"]))
+    out_csv = Path(out_csv)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_csv.with_name(out_csv.name + ".partial")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: _fmt(r[k]) for k in COLUMNS})
+    tmp.replace(out_csv)
+    return len(rows)

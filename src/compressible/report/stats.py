@@ -1,0 +1,31 @@
+"""Per-(method, level) statistics shared by figures and tables, from the tidy summary.csv."""
+from __future__ import annotations
+
+import pandas as pd
+
+
+def load_summary(path) -> pd.DataFrame:
+    df = pd.read_csv(path, keep_default_na=False, dtype={"level": str, "bnt_trial": str})
+    df["level_value"] = pd.to_numeric(df["level"], errors="coerce")
+    return df
+
+
+def per_seed(df: pd.DataFrame, after_bnt: bool) -> pd.DataFrame:
+    """One accuracy per (arch, compressor, method, level, seed): the before-BNT value, or the
+    mean over that seed's BNT trials."""
+    part = df[(df["bnt_trial"] != "") == after_bnt]
+    keys = ["arch", "compressor", "method", "level", "level_value", "seed"]
+    return part.groupby(keys, as_index=False)["accuracy"].mean()
+
+
+def mean_std(df: pd.DataFrame, after_bnt: bool, pooled_trials: bool = False) -> pd.DataFrame:
+    """Mean and std (ddof=1; 0 for a single value) per (arch, compressor, method, level).
+
+    Over seeds by default; ``pooled_trials`` takes them over every (seed, BNT trial) pair,
+    the spread Table 11 of CrAM reports.
+    """
+    part = df[(df["bnt_trial"] != "") == after_bnt] if pooled_trials else per_seed(df, after_bnt)
+    keys = ["arch", "compressor", "method", "level", "level_value"]
+    stats = part.groupby(keys, as_index=False)["accuracy"].agg(["mean", "std", "count"])
+    stats["std"] = stats["std"].fillna(0.0)
+    return stats.sort_values(["arch", "compressor", "method", "level_value", "level"]).reset_index(drop=True)

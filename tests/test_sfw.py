@@ -1,0 +1,253 @@
+"""SFW optimizer, its builders and the proximal nuclear-norm baseline."""
+import copy
+import io
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from compressible.optim.constraints import as_matrix
+from compressible.optim.methods_sfw import build_nuclear_prox, build_sfw, expected_init_norms, resolve_k
+from compressible.optim.nuclear import NuclearProxSGD, singular_value_soft_threshold
+from compressible.optim.sfw import SFW, fw_step_size
+from compressible.registry import CONSTRAINTS, METHODS
+
+
+def l2(shape, radius):
+    return CONSTRAINTS.get("l2")(shape, radius=radius)
+
+
+def quadratic_closure(params, targets):
+    """closure(track_bn_stats) of 0.5 * sum ||w - t||^2: the gradient is w - t."""
+
+    def closure(track_bn_stats=True):
+        for p in params:
+            p.grad = None
+        with torch.enable_grad():
+            loss = sum(0.5 * (p - t).square().sum() for p, t in zip(params, targets))
+            loss.backward()
+        return loss
+
+    return closure
+
+
+def test_hand_computed_step_in_an_l2_ball():
+    w = nn.Parameter(torch.tensor([1.0, 0.0]))
+    opt = SFW([{"params": [w], "constraint": l2((2,), 2.0)}], lr=0.5, momentum=0.0)
+    opt.step(quadratic_closure([w], [torch.tensor([1.0, 3.0])]))  # g = (0, -3)
+    v = torch.tensor([0.0, 2.0])  # -r g/||g||
+    eta = 0.5 * 3.0 / math.dist([1.0, 0.0], [0.0, 2.0])  # lr ||g|| / ||w - v||
+    assert torch.allclose(w.detach(), (1 - eta) * torch.tensor([1.0, 0.0]) + eta * v)
+
+
+@pytest.mark.parametrize("style,expected", [("exponential", 0.9 * 1.0 + 0.1 * 3.0), ("heavy_ball", 0.9 * 1.0 + 3.0)])
+def test_momentum_styles(style, expected):
+    w = nn.Parameter(torch.zeros(1))
+    opt = SFW([{"params": [w], "constraint": l2((1,), 100.0)}], lr=0.0, momentum=0.9, momentum_style=style)
+    for g in (1.0, 3.0):
+        w.grad = torch.tensor([g])
+        opt.step()
+    assert float(opt.state[w]["momentum_buffer"]) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("rescale", ["gradient", "fast_gradient", "diameter", "none"])
+def test_rescaled_step_sizes_stay_in_unit_interval(rescale):
+    g = torch.Generator().manual_seed(0)
+    for lr in (0.0, 1e-3, 0.5, 10.0, 1e6):
+        for scale in (0.0, 1e-6, 1.0, 1e3):
+            d, w, v = (scale * torch.randn(5, generator=g) for _ in range(3))
+            eta = float(fw_step_size(lr, rescale, d, w, v, diameter=0.7))
+            assert 0.0 <= eta <= 1.0
+    assert float(fw_step_size(0.1, "gradient", torch.ones(3), torch.zeros(3), torch.zeros(3), 1.0)) == 1.0
+    assert float(fw_step_size(0.1, "gradient", torch.zeros(3), torch.zeros(3), torch.zeros(3), 1.0)) == 0.0
+
+
+def test_rescale_factors():
+    d, w, v = torch.tensor([3.0, 4.0]), torch.tensor([1.0, 1.0]), torch.tensor([-1.0, 1.0])
+    assert float(fw_step_size(0.1, "gradient", d, w, v, 8.0)) == pytest.approx(0.1 * 5 / 2)
+    assert float(fw_step_size(0.1, "fast_gradient", d, w, v, 8.0)) == pytest.approx(0.1 * 5 / 4)
+    assert float(fw_step_size(0.1, "diameter", d, w, v, 8.0)) == pytest.approx(0.1 / 8)
+    assert float(fw_step_size(0.1, "none", d, w, v, 8.0)) == pytest.approx(0.1)
+
+
+def test_parameter_without_gradient_does_not_shift_other_constraints():
+    a, b = nn.Parameter(torch.ones(3)), nn.Parameter(torch.full((4,), 0.1))
+    b_alone = nn.Parameter(b.detach().clone())
+    groups = [{"params": [a], "constraint": l2((3,), 0.2)}, {"params": [b], "constraint": l2((4,), 5.0)}]
+    opt = SFW(groups, lr=0.3)
+    ref = SFW([{"params": [b_alone], "constraint": l2((4,), 5.0)}], lr=0.3)
+    target = torch.tensor([1.0, -2.0, 3.0, 0.5])
+    for _ in range(3):
+        opt.step(quadratic_closure([b], [target]))  # a never gets a gradient
+        ref.step(quadratic_closure([b_alone], [target]))
+    assert torch.equal(a.detach(), torch.ones(3)) and a not in opt.state
+    assert torch.equal(b.detach(), b_alone.detach())
+
+
+def test_groups_must_hold_one_tensor_and_a_constraint():
+    with pytest.raises(ValueError):
+        SFW([{"params": [nn.Parameter(torch.ones(2)), nn.Parameter(torch.ones(2))], "constraint": l2((2,), 1.0)}])
+    with pytest.raises(ValueError):
+        SFW([{"params": [nn.Parameter(torch.ones(2))]}])
+
+
+def toy_regression(seed=0):
+    """A small MLP learning a fixed teacher: data, model."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(64, 6, generator=g)
+    y = torch.tanh(x @ torch.randn(6, 3, generator=g))
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+    return x, y, model
+
+
+def model_closure(model, opt, x, y):
+    def closure(track_bn_stats=True):
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        return loss
+
+    return closure
+
+
+@pytest.mark.parametrize("name", CONSTRAINTS.names())
+def test_loss_decreases_for_every_registered_constraint(name):
+    x, y, model = toy_regression()
+    opt = build_sfw(model, [], seed=0, constraint=name, k=0.5, tau=5.0, lr=0.2, momentum=0.5,
+                    init_samples=4)
+    closure = model_closure(model, opt, x, y)
+    first = float(closure())
+    for _ in range(150):
+        opt.step(closure)
+    assert float(closure()) < 0.5 * first
+    for group in opt.param_groups:  # the iterates stay feasible
+        assert float(group["constraint"].norm(group["params"][0])) <= group["constraint"].radius * (1 + 1e-5)
+
+
+def run(opt, closure, steps):
+    return [float(opt.step(closure)) for _ in range(steps)]
+
+
+def test_state_dict_round_trips_through_weights_only_load():
+    x, y, model = toy_regression()
+    kwargs = dict(seed=0, constraint="k_sparse", k=0.3, momentum=0.9, lr=0.5, delay_k_steps=4, init_samples=2)
+    opt = build_sfw(model, [], **kwargs)
+    resumed_model = copy.deepcopy(model)
+    run(opt, model_closure(model, opt, x, y), 3)
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buffer)
+    expected = run(opt, model_closure(model, opt, x, y), 4)
+
+    resumed = build_sfw(resumed_model, [], **{**kwargs, "radius_mode": "radius"})  # other radii
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    resumed_model.load_state_dict(saved["model"])
+    resumed.load_state_dict(saved["opt"])
+    assert run(resumed, model_closure(resumed_model, resumed, x, y), 4) == expected
+    for a, b in zip(model.parameters(), resumed_model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_delayed_k_trains_with_k_equal_n_first_at_the_same_diameter():
+    w = nn.Parameter(torch.zeros(50))
+    c = CONSTRAINTS.get("k_sparse")((50,), diameter=4.0, k=5)
+    opt = SFW([{"params": [w], "constraint": c}], lr=0.0, delay_k_steps=2)
+    nonzeros = []
+    for _ in range(4):
+        w.grad = torch.randn(50)
+        opt.step()
+        nonzeros.append(int((c.lmo(w.grad) != 0).sum()))
+    assert nonzeros == [50, 50, 5, 5] and c.diameter == 4.0
+
+
+def test_lr_scheduler_drives_the_step():
+    w = nn.Parameter(torch.tensor([1.0, 0.0]))
+    opt = SFW([{"params": [w], "constraint": l2((2,), 2.0)}], lr=0.5, momentum=0.0, rescale="none")
+    torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.0)
+    opt.step(quadratic_closure([w], [torch.tensor([1.0, 3.0])]))
+    assert torch.equal(w.detach(), torch.tensor([1.0, 0.0]))
+
+
+def test_resolve_k_follows_sfw_pruning_rule():
+    for n in (5, 100, 1000, 10_000):
+        assert resolve_k(0.05, 10, n) == min(max(10, math.floor(0.05 * n)), n)
+    assert resolve_k(7, 1, 100) == 7 and resolve_k(1.0, 1, 9) == 9 and resolve_k(500, 1, 9) == 9
+    for bad in (0, 0.0, 1.5, -2, True):
+        with pytest.raises(ValueError):
+            resolve_k(bad, 1, 10)
+
+
+def bn_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 5))
+
+
+def test_initialization_radius_is_keyed_per_parameter():
+    model = bn_model()
+    norms = expected_init_norms(model, samples=50, seed=0)
+    assert norms["1.weight"] == pytest.approx(math.sqrt(8))  # BN weight: ones
+    assert norms["1.bias"] == 1.0  # BN bias: zeros -> 1, not the BN weight's value of the same shape
+    # default conv init: U(-b, b), b = 1/sqrt(fan_in) -> E||W|| ~ sqrt(n / (3 fan_in))
+    assert norms["0.weight"] == pytest.approx(math.sqrt(8 * 27 / (3 * 27)), rel=0.03)
+    opt = build_sfw(model, [], seed=0, tau=2.0, init_samples=50)
+    diameters = {g["name"]: g["constraint"].diameter for g in opt.param_groups}
+    assert diameters["1.weight"] == pytest.approx(2 * 2.0 * math.sqrt(8)) and diameters["1.bias"] == 4.0
+
+
+def test_initialization_norms_leave_the_global_rng_alone():
+    model = bn_model()
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    expected_init_norms(model, samples=3, seed=0)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_structured_constraint_on_conv_weights_and_l2_elsewhere():
+    opt = build_sfw(bn_model(), [], seed=0, constraint="group_k_support", constrain="structured_conv_l2_rest",
+                    momentum_style="heavy_ball", init_samples=2)
+    kinds = {g["name"]: g["constraint"].name for g in opt.param_groups}
+    assert kinds == {"0.weight": "group_k_support", "0.bias": "l2", "1.weight": "l2", "1.bias": "l2",
+                     "4.weight": "l2", "4.bias": "l2"}
+    everywhere = build_sfw(bn_model(), [], seed=0, constraint="k_sparse", init_samples=2)
+    assert {g["constraint"].name for g in everywhere.param_groups} == {"k_sparse"}
+
+
+def test_builder_makes_the_start_feasible_and_checks_options():
+    model = bn_model()
+    opt = build_sfw(model, [], seed=0, constraint="l1", radius_mode="radius", radius=0.1)
+    for g in opt.param_groups:
+        assert float(g["constraint"].norm(g["params"][0])) <= 0.1 * (1 + 1e-6)
+    assert METHODS.get("sfw") is build_sfw and METHODS.get("nuclear_prox") is build_nuclear_prox
+    for bad in ({"weight_decay": 5e-4}, {"constraint": "nope"}, {"radius_mode": "x"}, {"constrain": "x"},
+                {"delay_k_epochs": 2}, {"init": "x"}):
+        with pytest.raises((ValueError, KeyError)):
+            build_sfw(bn_model(), [], seed=0, init_samples=1, **bad)
+    delayed = build_sfw(bn_model(), [], seed=0, delay_k_epochs=2, steps_per_epoch=10, init_samples=1)
+    assert delayed.param_groups[0]["delay_k_steps"] == 20
+
+
+def test_singular_value_soft_threshold():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(6, 2, 2, 2, generator=g, dtype=torch.float64)
+    s = torch.linalg.svdvals(as_matrix(w))
+    out = singular_value_soft_threshold(w, float(s[2]))
+    assert out.shape == w.shape
+    assert torch.allclose(torch.linalg.svdvals(as_matrix(out))[:2], s[:2] - s[2])
+    assert int(torch.linalg.matrix_rank(as_matrix(out))) == 2
+
+
+def test_nuclear_prox_is_sgd_then_prox_on_regularized_groups_only():
+    model = bn_model()
+    reference = copy.deepcopy(model)
+    opt = build_nuclear_prox(model, [], seed=0, lr=0.1, nuclear=0.5, weight_decay=0.0)
+    sgd = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
+    x = torch.randn(4, 3, 6, 6)
+    for m, o in ((model, opt), (reference, sgd)):
+        o.step(lambda track_bn_stats=True, m=m, o=o: (o.zero_grad(), m(x).square().mean().backward())[0])
+    expected = singular_value_soft_threshold(reference[0].weight.detach(), 0.1 * 0.5)
+    assert torch.allclose(model[0].weight, expected, atol=1e-6)
+    assert torch.equal(model[4].weight, reference[4].weight)  # linear weight: plain SGD
+    assert isinstance(opt, NuclearProxSGD) and opt.param_groups[1]["nuclear"] == 0.0

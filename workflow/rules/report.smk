@@ -1,0 +1,38 @@
+rule aggregate:
+    """All one-shot results -> the tidy summary.csv (one row per measurement)."""
+    input:
+        ONESHOT_RESULTS,
+    output:
+        SUMMARY,
+    log:
+        f"{LOGS}/aggregate.log",
+    shell:
+        "python -m compressible aggregate --out {output} {input} > {log} 2>&1"
+
+
+rule figures:
+    """Accuracy vs sparsity, mean ± std over seeds, one line per method (PDF + PNG)."""
+    input:
+        summary=SUMMARY,
+        config=RESOLVED,
+    output:
+        FIGURES,
+    log:
+        f"{LOGS}/figures.log",
+    shell:
+        "python -m compressible figures --config {input.config} --summary {input.summary}"
+        " --outdir figures/{EXP} > {log} 2>&1"
+
+
+rule tables:
+    """booktabs LaTeX tables for \\input: methods x levels, before and after BNT."""
+    input:
+        summary=SUMMARY,
+        config=RESOLVED,
+    output:
+        TABLES,
+    log:
+        f"{LOGS}/tables.log",
+    shell:
+        "python -m compressible tables --config {input.config} --summary {input.summary}"
+        " --outdir paper_tables/{EXP} > {log} 2>&1"
