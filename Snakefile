@@ -26,3 +26,9 @@ rule all:
         FIGURES,
         TABLES,
     default_target: True
+
+
+rule checkpoints:
+    """Only the training runs (what `dvc repro train_<experiment>` builds)."""
+    input:
+        CHECKPOINTS,

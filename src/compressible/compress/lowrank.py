@@ -8,6 +8,7 @@ the spectral-k-support LMO (Lemma 3.1).
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import nn
@@ -30,14 +31,28 @@ def energy_rank(singular_values: torch.Tensor, energy: float) -> int:
     return min(int((cumulative < energy - 1e-12).sum()) + 1, singular_values.numel())
 
 
-def factorize(matrix: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(left (m×r), right (r×n)) with left @ right the best rank-``rank`` approximation.
+def svd(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Thin SVD in float64, computed on the tall orientation.
 
+    LAPACK is several times slower on wide matrices (a conv's c_out × c_in·kh·kw is wide), so a
+    wide matrix is decomposed as its transpose: Aᵀ = U S Vᵀ gives A = V S Uᵀ.
+    """
+    wide = matrix.shape[0] < matrix.shape[1]
+    u, sigma, vh = torch.linalg.svd(matrix.double().T if wide else matrix.double(), full_matrices=False)
+    return (vh.T, sigma, u.T) if wide else (u, sigma, vh)
+
+
+def factorize(matrix: torch.Tensor, rank: int | Callable[[torch.Tensor], int]
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(left (m×r), right (r×n)) with left @ right the best rank-r approximation.
+
+    ``rank`` is r, or a rule choosing r from the singular values (one SVD either way).
     The singular values are split as √σ on both sides so neither factor dominates in scale.
     """
-    u, sigma, vh = torch.linalg.svd(matrix.double(), full_matrices=False)
-    root = sigma[:rank].sqrt()
-    left, right = u[:, :rank] * root, root[:, None] * vh[:rank]
+    u, sigma, vh = svd(matrix)
+    r = rank(sigma) if callable(rank) else rank
+    root = sigma[:r].sqrt()
+    left, right = u[:, :r] * root, root[:, None] * vh[:r]
     return left.to(matrix.dtype), right.to(matrix.dtype)
 
 
@@ -63,9 +78,11 @@ class LowRank(nn.Sequential):
         return product.view(-1, *self.reduce.weight.shape[1:])
 
 
-def factorize_module(layer: nn.Conv2d | nn.Linear, rank: int) -> LowRank:
-    """Replace ``layer`` by the rank-``rank`` pair; the bias moves to the second factor."""
+def factorize_module(layer: nn.Conv2d | nn.Linear, rank: int | Callable[[torch.Tensor], int]) -> LowRank:
+    """The low-rank pair replacing ``layer`` (rank as in :func:`factorize`); the bias moves to
+    the second factor, the first keeps the conv's kernel, stride, padding and dilation."""
     left, right = factorize(as_matrix(layer.weight.detach()), rank)
+    rank = left.shape[1]
     has_bias = layer.bias is not None
     if isinstance(layer, nn.Linear):
         reduce = nn.Linear(layer.in_features, rank, bias=False)

@@ -10,7 +10,7 @@ All operators are deterministic (ties are broken by position in the kernels).
 from __future__ import annotations
 
 import numbers
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -139,20 +139,20 @@ class LowRankOperator:
     def check(self, level: object) -> float:
         return _fraction(level, self.allowed, closed_right=self.by == "energy")
 
-    def rank(self, weight: torch.Tensor, level: float) -> int:
+    def rank_rule(self, level: float) -> Callable[[torch.Tensor], int]:
+        """r from a layer's singular values (their count is the layer's full rank)."""
         if self.by == "reduction":
-            return lowrank.truncation_rank(min(lowrank.as_matrix(weight).shape), level)
-        return lowrank.energy_rank(torch.linalg.svdvals(lowrank.as_matrix(weight).double()), level)
+            return lambda sigma: lowrank.truncation_rank(sigma.numel(), level)
+        return lambda sigma: lowrank.energy_rank(sigma, level)
 
     @torch.no_grad()
     def __call__(self, model: nn.Module, level: float, prunable: Prunable) -> nn.Module:
-        level = self.check(level)
+        rule = self.rank_rule(self.check(level))
         modules = dict(model.named_modules())
         for name in (owner_name(n) for n, _ in prunable if n.endswith("weight")):
             layer = modules.get(name)
             if layer is not None and lowrank.factorizable(layer):
-                rank = self.rank(layer.weight, level)
-                lowrank.replace_module(model, name, lowrank.factorize_module(layer, rank))
+                lowrank.replace_module(model, name, lowrank.factorize_module(layer, rule))
         return model
 
 

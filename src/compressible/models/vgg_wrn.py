@@ -19,7 +19,7 @@ class VGG(nn.Module):
                 layers.append(nn.MaxPool2d(2))
                 continue
             c_out = max(1, int(v * width_scale))
-            layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
             c_in = c_out
         self.features = nn.Sequential(*layers)
         self.fc = nn.Linear(c_in, num_classes)

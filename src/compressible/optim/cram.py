@@ -131,8 +131,10 @@ class CrAM(SAM):
         super().second_step()
 
     @torch.no_grad()
-    def step(self, closure: Callable[..., torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
+    def step(self, closure: Callable[..., torch.Tensor] | None = None) -> torch.Tensor:
         """One update; returns the loss of the first pass (at w, or at C(w))."""
+        if closure is None:
+            raise ValueError("CrAM needs a closure that runs forward + backward")
         self._compressor = self._sample_compressor()
         name = self._compressor.name
         self._refresh = self.mask_steps.get(name, 0) % self.mask_every == 0

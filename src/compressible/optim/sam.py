@@ -81,7 +81,7 @@ class SAM(Optimizer):
         self.base_optimizer.step()
 
     @torch.no_grad()
-    def step(self, closure: Callable[..., torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
+    def step(self, closure: Callable[..., torch.Tensor] | None = None) -> torch.Tensor:
         """One SAM update; returns the loss at w (the clean pass)."""
         if closure is None:
             raise ValueError("SAM needs a closure that runs forward + backward")

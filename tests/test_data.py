@@ -1,0 +1,88 @@
+"""Datasets through their real loaders; seeded batches and calibration subsets."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from compressible.data import build_splits, calibration_batches, train_batches
+from compressible.data.batches import augment
+
+
+def test_embedded_mnist_split_is_balanced_disjoint_and_deterministic():
+    a, b = build_splits({"name": "mnist_embedded"}), build_splits({"name": "mnist_embedded"})
+    assert a.train_images.shape == (4000, 1, 28, 28) and a.test_images.shape == (1000, 1, 28, 28)
+    assert a.train_labels.bincount().tolist() == [400] * 10
+    assert a.test_labels.bincount().tolist() == [100] * 10
+    assert torch.equal(a.train_images, b.train_images) and torch.equal(a.test_labels, b.test_labels)
+    train_rows = {bytes(x.numpy()) for x in a.train_images}
+    assert not any(bytes(x.numpy()) in train_rows for x in a.test_images)
+
+
+def test_subset_prefix_stays_class_balanced():
+    s = build_splits({"name": "mnist_embedded", "train_subset": 50, "test_subset": 20})
+    assert s.train_labels.bincount().tolist() == [5] * 10 and len(s.test_labels) == 20
+
+
+def write_cifar_batch(path, images: np.ndarray, labels: list[int], key: bytes) -> None:
+    """The CIFAR 'python version' on-disk format: a pickled dict of bytes keys."""
+    with open(path, "wb") as handle:
+        pickle.dump({b"data": images.reshape(len(labels), -1), key: labels}, handle)
+
+
+@pytest.mark.parametrize("name, folder, train_files, test_file, key, classes", [
+    ("cifar10", "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch", b"labels", 10),
+    ("cifar100", "cifar-100-python", ["train"], "test", b"fine_labels", 100),
+])
+def test_cifar_reader_on_files_in_the_real_format(tmp_path, name, folder, train_files, test_file, key, classes):
+    rng = np.random.default_rng(0)
+    (tmp_path / folder).mkdir()
+    written = []
+    for f in train_files + [test_file]:
+        images = rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
+        write_cifar_batch(tmp_path / folder / f, images, [1, 2, 3, 0], key)
+        written.append(images)
+    splits = build_splits({"name": name, "root": str(tmp_path), "download": False})
+    assert splits.train_images.shape == (4 * len(train_files), 3, 32, 32)
+    assert np.array_equal(splits.train_images[:4].numpy(), written[0])
+    assert np.array_equal(splits.test_images.numpy(), written[-1])
+    assert splits.num_classes == classes and splits.flip and splits.crop_padding == 4
+
+
+def test_missing_cifar_without_download_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="cifar-10-batches-py"):
+        build_splits({"name": "cifar10", "root": str(tmp_path), "download": False})
+
+
+def test_training_order_and_augmentation_follow_the_generator(splits):
+    def epoch(seed):
+        return list(train_batches(splits, 32, torch.Generator().manual_seed(seed)))
+
+    same, other = epoch(3), epoch(4)
+    assert all(torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(same, epoch(3)))
+    assert not torch.equal(same[0][0], other[0][0])
+    assert len(same) == len(splits.train_labels) // 32
+
+
+def test_random_crop_is_a_shifted_window_of_the_zero_padded_image(splits):
+    images = splits.train_images[:16]
+    out = augment(images, splits, torch.Generator().manual_seed(0))
+    raw = (images.float() / 255 - 0.3) / 0.3
+    zero = (0 - 0.3) / 0.3
+    p = splits.crop_padding
+    padded = torch.nn.functional.pad(raw, (p, p, p, p), value=zero)
+    for i in range(16):
+        windows = [padded[i, :, dy:dy + 12, dx:dx + 12] for dy in range(2 * p + 1) for dx in range(2 * p + 1)]
+        assert any(torch.allclose(out[i], w, atol=1e-6) for w in windows)
+
+
+def test_calibration_batches_reproduce_from_their_seed(splits):
+    a = list(calibration_batches(splits, 100, 32, 3, seed=7))
+    b = list(calibration_batches(splits, 100, 32, 3, seed=7))
+    c = list(calibration_batches(splits, 100, 32, 3, seed=8))
+    assert len(a) == 3 and a[0].shape == (32, 1, 12, 12)
+    assert all(torch.equal(x, y) for x, y in zip(a, b)) and not torch.equal(a[0], c[0])
+    with pytest.raises(ValueError, match="exceeds"):
+        next(calibration_batches(splits, 10_000, 32, 1, seed=0))
