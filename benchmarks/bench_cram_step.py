@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import statistics
 import sys
 import time
+from typing import Callable
 
 import torch
 from torch import nn
@@ -25,6 +27,7 @@ from compressible.models import build_model
 import compressible.optim  # noqa: F401  (registers the METHODS)
 from compressible.registry import METHODS
 
+PASS = "one forward-backward (no step)"
 SGD = dict(lr=0.1, momentum=0.9, weight_decay=5e-4)
 # label -> (METHODS name, method kwargs)
 CASES = {
@@ -55,11 +58,11 @@ def make_closure(model, opt, x, y):
     return closure
 
 
-def timed_step(opt, closure, device: torch.device) -> float:
+def timed(run: Callable[[], object], device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    opt.step(closure)
+    run()
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start
@@ -84,11 +87,13 @@ def main(argv: list[str] | None = None) -> None:
     for label, (name, kwargs) in CASES.items():
         model = copy.deepcopy(base)
         opt = build(name, model, kwargs)
-        steps[label] = (opt, make_closure(model, opt, x, y))
-    times = {label: [] for label in CASES}
+        steps[label] = functools.partial(opt.step, make_closure(model, opt, x, y))
+    model = copy.deepcopy(base)  # one forward-backward alone: 2x this is the two-pass floor
+    steps[PASS] = make_closure(model, torch.optim.SGD(model.parameters(), lr=0.0), x, y)
+    times = {label: [] for label in steps}
     for i in range(args.warmup + args.rounds):
-        for label, (opt, closure) in steps.items():
-            elapsed = timed_step(opt, closure, device)
+        for label, run in steps.items():
+            elapsed = timed(run, device)
             if i >= args.warmup:
                 times[label].append(elapsed)
     report(times, args, device)
