@@ -28,7 +28,7 @@ rule all:
     default_target: True
 
 
-rule checkpoints:
+rule train_all:
     """Only the training runs (what `dvc repro train_<experiment>` builds)."""
     input:
         CHECKPOINTS,

@@ -6,6 +6,9 @@ import torch
 
 from compressible.data import ImageSplits
 
+# Tiny tensors on a 2-core machine: one thread avoids contention between OpenMP workers.
+torch.set_num_threads(1)
+
 
 def synthetic_splits(n_train: int = 256, n_test: int = 64, classes: int = 4, size: int = 12,
                      seed: int = 0) -> ImageSplits:

@@ -34,7 +34,7 @@ def test_defaults_are_filled(tiny):
     (lambda c: c["dataset"].update(name="imagenet22k"), ["dataset.name", "mnist_embedded"]),
     (lambda c: c["oneshot"][0].update(levels=[0.5, 1.0]), ["oneshot.0.levels.1", "[0, 1)"]),
     (lambda c: c["oneshot"][0].update(operator="magnitude"), ["oneshot.0.operator", "global_magnitude"]),
-    (lambda c: c["methods"][1]["params"].update(rhoo=0.1), ["methods.1.params", "rhoo", "rho"]),
+    (lambda c: c["methods"][1]["params"].update(rhoo=0.1), ["methods.1.params", "rhoo", "'rho'"]),
     (lambda c: c.update(epochs=3), ["epochs"]),
     (lambda c: c["training"].update(batch_size=0), ["training.batch_size"]),
     (lambda c: c.update(prunable="convs"), ["prunable", "weights_inner"]),
@@ -53,5 +53,5 @@ def test_run_hash_changes_only_with_the_run(tiny):
     sgd0 = spec_hash(run_spec(cfg, "resnet20", "SGD", 0))
     assert sgd0 == spec_hash(run_spec(validate_config(tiny), "resnet20", "SGD", 0))
     assert sgd0 != spec_hash(run_spec(cfg, "resnet20", "SGD", 1))
-    cfg["methods"][1]["params"]["rho"] = 0.5  # SAM's change leaves SGD's run alone
+    cfg["methods"][1]["params"]["rho"] = 0.5  # CrAM's change leaves SGD's run alone
     assert sgd0 == spec_hash(run_spec(cfg, "resnet20", "SGD", 0))

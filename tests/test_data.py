@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from compressible.data import build_splits, calibration_batches, train_batches
+from compressible.data import build_splits, calibration_batches, load_splits, train_batches
 from compressible.data.batches import augment
 
 
@@ -21,8 +21,9 @@ def test_embedded_mnist_split_is_balanced_disjoint_and_deterministic():
     assert not any(bytes(x.numpy()) in train_rows for x in a.test_images)
 
 
-def test_subset_prefix_stays_class_balanced():
-    s = build_splits({"name": "mnist_embedded", "train_subset": 50, "test_subset": 20})
+def test_subset_prefix_stays_class_balanced(tmp_path):
+    build_splits({"name": "mnist_embedded"}).save(tmp_path / "mnist.pt")
+    s = load_splits(tmp_path / "mnist.pt", {"name": "mnist_embedded", "train_subset": 50, "test_subset": 20})
     assert s.train_labels.bincount().tolist() == [5] * 10 and len(s.test_labels) == 20
 
 

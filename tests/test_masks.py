@@ -65,3 +65,28 @@ def test_quantize_at_most_2_pow_k_values_per_channel(bits):
         assert row_q.unique().numel() <= 2 ** bits
         step = row_w.abs().max() / (2 ** (bits - 1) - 1)
         assert (row_q - row_w).abs().max() <= step / 2 + 1e-6  # round to nearest
+
+
+def test_global_magnitude_masks_equal_global_topk_on_abs():
+    gen = torch.Generator().manual_seed(3)
+    weights = [torch.randn(s, generator=gen) for s in [(5, 4), (17,), (2, 3, 3, 3)]]
+    weights[1][:6] = 0.25  # ties straddling the threshold
+    weights[0][0, :3] = -0.25
+    for sparsity in (0.0, 0.4, 0.75):
+        expected = masks.global_topk_masks([w.abs() for w in weights], sparsity)
+        got = masks.global_magnitude_masks(weights, sparsity)
+        assert all(torch.equal(a, b) for a, b in zip(got, expected))
+
+
+@pytest.mark.parametrize("t", [1, 7, 150_000, 299_999, 300_000])
+def test_kth_smallest_is_exact_on_large_vectors(t):
+    gen = torch.Generator().manual_seed(5)
+    flat = torch.randn(300_000, generator=gen).abs()
+    flat[::3] = 0.5  # heavy ties
+    assert masks.kth_smallest(flat, t) == torch.kthvalue(flat, t).values
+
+
+def test_kth_smallest_falls_back_when_the_sample_misleads():
+    flat = torch.arange(300_000, dtype=torch.float32)
+    flat[:: 300_000 // (1 << 16)] = -1.0  # the strided sample sees only these
+    assert masks.kth_smallest(flat, 200_000) == torch.kthvalue(flat, 200_000).values

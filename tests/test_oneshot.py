@@ -174,3 +174,26 @@ def test_every_operator_runs_on_every_prunable_set(name, policy):
     net = small_net()
     net = ONESHOT.get(name)(net, LEVELS[name], prunable_parameters(net, policy))
     assert torch.isfinite(net(torch.randn(2, 3, 8, 8))).all()
+
+
+def test_filters_on_the_project_resnet20_and_preact_wrn_pairing():
+    models = pytest.importorskip("compressible.models")
+    net = models.build_model("resnet20", num_classes=10).eval()
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            nn.init.uniform_(m.bias, 0.5, 1.0)
+    convs = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+    pairs = conv_bn_pairs(net)
+    assert set(pairs) == set(convs)  # post-activation ResNet: every conv feeds its own BN
+    ONESHOT.get("filters")(net, 0.5, prunable_parameters(net, "weights"))
+    seen = {}
+    for conv in convs:
+        pairs[conv].register_forward_hook(lambda m, i, o, k=conv: seen.__setitem__(k, o))
+    net(torch.randn(2, 3, 32, 32))
+    for conv in convs:
+        dead = (net.get_submodule(conv).weight.flatten(1) == 0).all(1)
+        assert int(dead.sum()) == dead.numel() // 2 and (seen[conv][:, dead] == 0).all()
+    wrn = models.build_model("wrn28_10", num_classes=10, width=1)
+    paired = set(conv_bn_pairs(wrn))  # pre-activation: conv2 and shortcuts feed a residual sum
+    assert not any(n.endswith("conv2") or n.endswith("shortcut") for n in paired)
+    assert all(f"layers.{i}.conv1" in paired for i in range(12))

@@ -55,7 +55,7 @@ def clone(tmp_path_factory, env) -> Path:
     origin = tmp_path_factory.mktemp("origin")
     copy_project(origin)
     run(["git", "init", "-q"], origin, env)
-    run(["snakemake", "checkpoints", "--cores", "2", *CONFIG], origin, env)
+    run(["snakemake", "train_all", "--cores", "2", *CONFIG], origin, env)
     run(["dvc", "commit", "-f", "train_tiny"], origin, env)
     run(["dvc", "push", "train_tiny"], origin, env)
     run(["git", "add", "-A"], origin, env)
@@ -73,7 +73,7 @@ def test_pulled_checkpoints_are_never_retrained(clone, env):
     before = {p.name: digest(p) for p in checkpoints}
     # The data is prepared after the pull, so it is newer than every checkpoint.
     run(["snakemake", "resources/data/mnist_embedded.pt", "--cores", "2", *CONFIG], clone, env)
-    dry = run(["snakemake", "checkpoints", "-n", *CONFIG], clone, env)
+    dry = run(["snakemake", "train_all", "-n", *CONFIG], clone, env)
     assert "Nothing to be done" in dry or "train" not in dry
     run(["snakemake", "--cores", "2", *CONFIG], clone, env)
     assert {p.name: digest(p) for p in checkpoints} == before
@@ -88,7 +88,7 @@ def test_dag_outputs_hold_sane_numbers(clone):
         assert 0.0 <= float(r["accuracy"]) <= 100.0
         assert abs(float(r["sparsity_prunable"]) - float(r["level"])) < 1e-3
         assert float(r["sparsity_total"]) <= float(r["sparsity_prunable"]) + 1e-9
-    assert {r["method"] for r in rows} == {"SGD", "SAM"}
+    assert {r["method"] for r in rows} == {"SGD", "CrAM+-Multi"}
     for ext in ("pdf", "png"):
         assert (clone / f"figures/tiny/accuracy_vs_sparsity_resnet20_global_magnitude.{ext}").stat().st_size > 1000
     table = (clone / "paper_tables/tiny/resnet20_global_magnitude_bnt.tex").read_text()
@@ -104,7 +104,7 @@ def test_rerun_of_report_is_byte_identical(clone, env):
 
 
 def test_invalid_config_stops_before_any_job(clone, env, tmp_path):
-    bad = (clone / "configs/tiny.yaml").read_text().replace("name: sam", "name: adamw_sam")
+    bad = (clone / "configs/tiny.yaml").read_text().replace("name: cram_plus_multi", "name: adamw_sam")
     (tmp_path / "bad.yaml").write_text(bad)
     proc = subprocess.run(["snakemake", "--cores", "1", "--configfile", str(tmp_path / "bad.yaml")],
                           cwd=clone, env=env, capture_output=True, text=True)

@@ -10,7 +10,7 @@ from .bnt import batch_norm_tuning
 from .compress.accounting import account
 from .compress.prunable import prunable_parameters
 from .config import import_registries
-from .data import ImageSplits, calibration_batches
+from .data import ImageSplits, calibration_batches, load_splits
 from .provenance import provenance, write_json_atomic
 from .registry import ONESHOT
 from .train import evaluate, load_checkpoint, make_deterministic
@@ -47,7 +47,7 @@ def oneshot_run(cfg: dict, checkpoint: str | Path, data_path: str | Path, operat
     import_registries()
     start = time.perf_counter()
     make_deterministic(run_seed, cfg["training"].get("threads", 1))
-    splits = ImageSplits.load(data_path)
+    splits = load_splits(data_path, cfg["dataset"])
     dense = load_checkpoint(checkpoint)
     entry = next(e for e in cfg["oneshot"] if e["operator"] == operator)
     prunable = entry.get("prunable", cfg["prunable"])

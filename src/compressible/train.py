@@ -19,7 +19,7 @@ from torch import nn
 from .bn import frozen_bn_stats
 from .compress.prunable import prunable_parameters
 from .config import import_registries
-from .data import ImageSplits, test_batches, train_batches
+from .data import ImageSplits, load_splits, test_batches, train_batches
 from .models import build_model
 from .optim.schedules import lr_factor
 from .provenance import provenance, write_json_atomic
@@ -77,7 +77,7 @@ def train_run(spec: dict, data_path: str | Path, checkpoint: str | Path) -> dict
     start = time.perf_counter()
     training, seed = spec["training"], spec["seed"]
     make_deterministic(seed, training.get("threads", 1))
-    splits = ImageSplits.load(data_path)
+    splits = load_splits(data_path, spec["dataset"])
     model = model_for(spec, splits)
     method = spec["method"]
     optimizer = METHODS.get(method["name"])(

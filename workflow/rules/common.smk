@@ -58,6 +58,6 @@ TABLES = [
 
 wildcard_constraints:
     arch="[A-Za-z0-9_]+",
-    method="[A-Za-z0-9_+.]+",
+    method="[A-Za-z0-9_+.-]+",
     seed="[0-9]+",
     operator="[A-Za-z0-9_]+",

@@ -3,8 +3,6 @@ rule prepare_data:
     output:
         data=DATA,
         info=DATA.replace(".pt", ".json"),
-    params:
-        dataset=json.dumps(CFG["dataset"], sort_keys=True),
     log:
         f"logs/prepare_data/{CFG['dataset']['name']}.log",
     shell:

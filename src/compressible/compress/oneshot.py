@@ -46,7 +46,8 @@ class Magnitude:
     allowed = "a sparsity in [0, 1), e.g. 0.9"
 
     def __init__(self, scope: str):
-        self.kernel = {"global": masks.global_topk_masks, "uniform": masks.uniform_topk_masks}[scope]
+        self.kernel = {"global": masks.global_magnitude_masks,
+                       "uniform": lambda ws, s: masks.uniform_topk_masks([w.abs() for w in ws], s)}[scope]
 
     def check(self, level: object) -> float:
         return _fraction(level, self.allowed)
@@ -54,7 +55,7 @@ class Magnitude:
     @torch.no_grad()
     def __call__(self, model: nn.Module, level: float, prunable: Prunable) -> nn.Module:
         params = [p for _, p in prunable]
-        for param, keep in zip(params, self.kernel([p.abs() for p in params], self.check(level))):
+        for param, keep in zip(params, self.kernel(params, self.check(level))):
             _zero_outside(param, keep)
         return model
 
