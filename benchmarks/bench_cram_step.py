@@ -47,7 +47,7 @@ def build(name: str, model: nn.Module, kwargs: dict) -> torch.optim.Optimizer:
 def make_closure(model, opt, x, y):
     """The trainer's closure: zero grads, forward (BN stats frozen on request), backward."""
     def closure(track_bn_stats: bool = True) -> torch.Tensor:
-        opt.zero_grad()
+        opt.zero_grad(set_to_none=False)  # as the trainer does
         if track_bn_stats:
             loss = nn.functional.cross_entropy(model(x), y)
         else:

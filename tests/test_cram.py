@@ -34,7 +34,7 @@ def groups(model: nn.Module) -> list[dict]:
 
 def make_closure(model: nn.Module, opt: torch.optim.Optimizer, x=X, y=Y):
     def closure(track_bn_stats: bool = True) -> torch.Tensor:
-        opt.zero_grad()
+        opt.zero_grad(set_to_none=False)  # as the trainer does: grads zeroed in place
         if track_bn_stats:
             loss = nn.functional.cross_entropy(model(x), y)
         else:

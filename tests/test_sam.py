@@ -21,7 +21,7 @@ def mlp(bn: bool = False) -> nn.Module:
 
 def make_closure(model: nn.Module, opt: torch.optim.Optimizer):
     def closure(track_bn_stats: bool = True) -> torch.Tensor:
-        opt.zero_grad()
+        opt.zero_grad(set_to_none=False)  # as the trainer does: grads zeroed in place
         if track_bn_stats:
             loss = nn.functional.cross_entropy(model(X), Y)
         else:

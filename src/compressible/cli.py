@@ -70,9 +70,19 @@ def cmd_figures(args) -> None:
             accuracy_vs_sparsity(args.summary, stem, arch["name"], entry["operator"], methods)
 
 
+# Operators whose level is a fraction removed (plotted as accuracy vs sparsity); the others
+# (N:M patterns, bits, retained energy) only get tables.
+SPARSITY_LEVEL_OPERATORS = ("global_magnitude", "uniform_magnitude", "filters", "filters_global", "lowrank")
+
+
 def magnitude_entries(cfg: dict) -> list[dict]:
     """The one-shot entries whose levels are sparsities (plotted against sparsity)."""
-    return [e for e in cfg["oneshot"] if all(isinstance(lv, (int, float)) for lv in e["levels"])]
+    return [e for e in cfg["oneshot"] if e["operator"] in SPARSITY_LEVEL_OPERATORS]
+
+
+def table_kinds(cfg: dict) -> tuple[str, ...]:
+    """Tables after BNT exist only when BNT trials are configured (the SFW papers use none)."""
+    return ("bnt", "nobnt") if cfg["bnt"]["trials"] > 0 else ("nobnt",)
 
 
 def cmd_tables(args) -> None:
@@ -83,7 +93,8 @@ def cmd_tables(args) -> None:
     levels = [str(lv) for lv in cfg["report"].get("table_levels", [])] or None
     for arch in cfg["archs"]:
         for entry in cfg["oneshot"]:
-            for after, suffix in ((True, "bnt"), (False, "nobnt")):
+            for suffix in table_kinds(cfg):
+                after = suffix == "bnt"
                 out = Path(args.outdir) / f"{arch['name']}_{entry['operator']}_{suffix}.tex"
                 accuracy_table(args.summary, out, arch["name"], entry["operator"], after, methods, levels)
 

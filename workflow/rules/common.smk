@@ -6,7 +6,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from compressible.cli import magnitude_entries
+from compressible.cli import magnitude_entries, table_kinds
 from compressible.config import ConfigError, run_spec, spec_hash, validate_config
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -53,7 +53,7 @@ FIGURES = [
 ]
 TABLES = [
     f"paper_tables/{EXP}/{a['name']}_{e['operator']}_{kind}.tex"
-    for a in CFG["archs"] for e in CFG["oneshot"] for kind in ("bnt", "nobnt")
+    for a in CFG["archs"] for e in CFG["oneshot"] for kind in table_kinds(CFG)
 ]
 
 wildcard_constraints:

@@ -34,6 +34,10 @@ def _zero_outside(param: torch.Tensor, keep: torch.Tensor) -> None:
     param.masked_fill_(~keep, 0.0)  # +0.0 exactly, also where the weight was negative
 
 
+def _uniform_magnitude_masks(weights: list[torch.Tensor], sparsity: float) -> list[torch.Tensor]:
+    return masks.uniform_topk_masks([w.abs() for w in weights], sparsity)
+
+
 class Magnitude:
     """Unstructured magnitude pruning; level = sparsity in [0, 1) over the prunable set.
 
@@ -46,8 +50,7 @@ class Magnitude:
     allowed = "a sparsity in [0, 1), e.g. 0.9"
 
     def __init__(self, scope: str):
-        self.kernel = {"global": masks.global_magnitude_masks,
-                       "uniform": lambda ws, s: masks.uniform_topk_masks([w.abs() for w in ws], s)}[scope]
+        self.kernel = {"global": masks.global_magnitude_masks, "uniform": _uniform_magnitude_masks}[scope]
 
     def check(self, level: object) -> float:
         return _fraction(level, self.allowed)

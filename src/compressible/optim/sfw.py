@@ -107,8 +107,10 @@ class SFW(Optimizer):
         if "momentum_buffer" not in state:
             state["momentum_buffer"] = w.grad.detach().clone()
             return state["momentum_buffer"]
-        dampening = mu if group["momentum_style"] == "exponential" else 0.0
-        return state["momentum_buffer"].mul_(mu).add_(w.grad, alpha=1.0 - dampening)
+        buf = state["momentum_buffer"]
+        if group["momentum_style"] == "exponential":
+            return buf.lerp_(w.grad, 1.0 - mu)  # mu buf + (1 - mu) g in one pass
+        return torch.add(w.grad, buf, alpha=mu, out=buf)  # mu buf + g in one pass
 
     def state_dict(self) -> dict:
         """The usual optimizer state with each constraint as plain values (``weights_only`` safe)."""
