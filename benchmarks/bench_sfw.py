@@ -7,7 +7,7 @@
    K-sparse polytope (SFW-pruning's settings) vs SGD with momentum; steps interleaved so drift
    in machine load hits both alike.
 
-Run: ``.venv/bin/python benchmarks/bench_sfw.py [--repeats N] [--device cpu|cuda]``.
+Run: ``.venv/bin/python benchmarks/bench_sfw.py [--repeats N] [--device cpu|cuda] [--threads T]``.
 """
 from __future__ import annotations
 
@@ -89,7 +89,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}")
     lmo = bench_lmo(max(3, args.repeats // 4), args.device)
     print(f"spectral-k-support LMO 512x4608, k={lmo['k']}: full SVD {lmo['full_svd_s'] * 1e3:.1f} ms, "

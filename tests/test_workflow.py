@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,9 @@ def copy_project(dest: Path) -> None:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict:
     home = tmp_path_factory.mktemp("home")
-    e = dict(os.environ, HOME=str(home), DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t",
+    # The venv's snakemake and dvc, whichever way pytest was started.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    e = dict(os.environ, PATH=path, HOME=str(home), DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t",
              GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")
     return e
 

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from ..compress.masks import row_norms, topk_mask
+from ..compress.masks import row_norms
 from ..registry import CONSTRAINTS
 
 TINY = 1e-12  # below this a direction counts as zero (the LMO then returns 0, a feasible point)
@@ -29,21 +29,24 @@ def as_matrix(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.reshape(tensor.shape[0], -1) if tensor.dim() >= 2 else tensor.reshape(-1, 1)
 
 
-def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Mask of exactly k largest scores via ``masks.topk_mask``, on float32 scores: that kernel
-    thresholds in float32, so float64 scores could let the threshold entry through as a (k+1)-th."""
-    return topk_mask(scores.float(), k)
-
-
 def top_k_indices(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Flat indices of the k largest |x_i|. The per-step LMOs use this instead of a full mask:
-    one selection pass plus a sparse scatter keeps an SFW step close to an SGD step's cost."""
+    """Indices of the k largest |x_i| (flat).
+
+    The LMOs select with ``topk`` rather than ``masks.topk_mask``: they need indices for a sparse
+    scatter (one selection pass, so an SFW step costs about an SGD step), and ``kthvalue`` inside
+    ``topk_mask`` has no deterministic CUDA kernel (the trainer turns deterministic mode on).
+    """
     return x.reshape(-1).abs().topk(k, sorted=False).indices
+
+
+def scatter_rows(values: torch.Tensor, index: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A tensor shaped like ``like``: ``values`` at ``index`` along dim 0, zero elsewhere."""
+    return torch.zeros_like(like).index_put_((index,), values)
 
 
 def scatter_flat(values: torch.Tensor, index: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """A tensor shaped like ``like``: ``values`` at flat ``index``, zero elsewhere."""
-    return torch.zeros_like(like).view(-1).index_put_((index,), values).view_as(like)
+    return scatter_rows(values, index, like.reshape(-1)).view_as(like)
 
 
 def top_k_l2(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -78,9 +81,9 @@ def matrix_shape(shape) -> tuple[int, int]:
 def top_singular_triplets(matrix: torch.Tensor, k: int, iters: int = 24):
     """Top-k singular triplets (U_k, S_k, Vh_k) without a full SVD.
 
-    Subspace iteration with Rayleigh-Ritz on the Gram matrix of the smaller side (each iteration
-    squares the spectral gap), on a block of k + max(10, k) vectors; the only dense
-    factorizations are of that block. Matrices with k over a quarter of their rank use one
+    Subspace iteration with Rayleigh-Ritz on the Gram matrix of the smaller side (which squares
+    the singular-value ratios that set the convergence rate), on a block of k + max(10, k)
+    vectors; the only factorizations are of that block (QR) and of a block x block matrix. Matrices with k over a quarter of their rank use one
     eigendecomposition of the Gram matrix instead. The start block comes from a fixed-seed
     generator so the LMO is deterministic. Numerically null directions (sigma <= 1e-6 sigma_1,
     below the Gram matrix's float64 resolution) come back as zero triplets.
@@ -136,7 +139,8 @@ class Constraint:
         self.k_active = self.k
         if (radius is None) == (diameter is None):
             raise ValueError(f"{self.name}: give exactly one of radius and diameter")
-        self.diameter = float(diameter) if diameter is not None else float(radius) * self.diameter_per_radius(self.k)
+        per_radius = self.diameter_per_radius(self.k)
+        self.diameter = float(diameter) if diameter is not None else float(radius) * per_radius
 
     @classmethod
     def k_space(cls, shape) -> int:
@@ -283,10 +287,10 @@ class GroupKSupportNormBall(Constraint):
         return shape[0]
 
     def lmo(self, d):
-        rows = row_norms(as_matrix(d))
-        keep = top_k(rows, self.k_active)
-        kept = as_matrix(d) * keep[:, None]
-        return (kept * (-self.radius / kept.norm().clamp_min(TINY))).view_as(d)
+        rows = as_matrix(d)
+        index = top_k_indices(row_norms(rows), self.k_active)
+        kept = rows[index]
+        return scatter_rows(kept * (-self.radius / kept.norm().clamp_min(TINY)), index, rows).view_as(d)
 
     def norm(self, w):
         return k_support_norm(row_norms(as_matrix(w)), self.k_active)
