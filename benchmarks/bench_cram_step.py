@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from compressible.bn import frozen_bn_stats
+from compressible.train import make_closure as trainer_closure
 from compressible.compress.prunable import prunable_parameters
 from compressible.models import build_model
 import compressible.optim  # noqa: F401  (registers the METHODS)
@@ -46,16 +46,7 @@ def build(name: str, model: nn.Module, kwargs: dict) -> torch.optim.Optimizer:
 
 def make_closure(model, opt, x, y):
     """The trainer's closure: zero grads, forward (BN stats frozen on request), backward."""
-    def closure(track_bn_stats: bool = True) -> torch.Tensor:
-        opt.zero_grad(set_to_none=False)  # as the trainer does
-        if track_bn_stats:
-            loss = nn.functional.cross_entropy(model(x), y)
-        else:
-            with frozen_bn_stats(model):
-                loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        return loss
-    return closure
+    return trainer_closure(model, x, y, opt)
 
 
 def timed(run: Callable[[], object], device: torch.device) -> float:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from compressible.bn import frozen_bn_stats
+from compressible.train import make_closure as trainer_closure
 from compressible.optim import methods_cram
 from compressible.optim.compressors import GlobalTopK, NMSparsity
 from compressible.optim.cram import CrAM
@@ -33,16 +33,8 @@ def groups(model: nn.Module) -> list[dict]:
 
 
 def make_closure(model: nn.Module, opt: torch.optim.Optimizer, x=X, y=Y):
-    def closure(track_bn_stats: bool = True) -> torch.Tensor:
-        opt.zero_grad(set_to_none=False)  # as the trainer does: grads zeroed in place
-        if track_bn_stats:
-            loss = nn.functional.cross_entropy(model(x), y)
-        else:
-            with frozen_bn_stats(model):
-                loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        return loss
-    return closure
+    """The trainer's own closure (grads zeroed in place, BN frozen on request)."""
+    return trainer_closure(model, x, y, opt)
 
 
 # --- the hand computation: autograd at given points, Top-K by a full sort --------------------

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from compressible.bn import frozen_bn_stats
+from compressible.train import make_closure as trainer_closure
 from compressible.optim.sam import SAM
 
 X = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
@@ -20,16 +20,8 @@ def mlp(bn: bool = False) -> nn.Module:
 
 
 def make_closure(model: nn.Module, opt: torch.optim.Optimizer):
-    def closure(track_bn_stats: bool = True) -> torch.Tensor:
-        opt.zero_grad(set_to_none=False)  # as the trainer does: grads zeroed in place
-        if track_bn_stats:
-            loss = nn.functional.cross_entropy(model(X), Y)
-        else:
-            with frozen_bn_stats(model):
-                loss = nn.functional.cross_entropy(model(X), Y)
-        loss.backward()
-        return loss
-    return closure
+    """The trainer's own closure (grads zeroed in place, BN frozen on request)."""
+    return trainer_closure(model, X, Y, opt)
 
 
 def grads_at(model: nn.Module, weights: dict) -> dict:
