@@ -55,3 +55,22 @@ def test_run_hash_changes_only_with_the_run(tiny):
     assert sgd0 != spec_hash(run_spec(cfg, "resnet20", "SGD", 1))
     cfg["methods"][1]["params"]["rho"] = 0.5  # CrAM's change leaves SGD's run alone
     assert sgd0 == spec_hash(run_spec(cfg, "resnet20", "SGD", 0))
+
+
+def test_cli_rejects_a_bad_config_with_exit_code_2(tiny, tmp_path):
+    import subprocess
+    import sys
+
+    tiny["oneshot"][0]["levels"] = [1.5]
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(tiny))
+    proc = subprocess.run([sys.executable, "-m", "compressible", "check-config", "--config", str(tmp_path / "bad.yaml")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "oneshot.0.levels.0" in proc.stderr
+
+
+def test_every_config_is_tracked_by_dvc_under_its_own_name():
+    stages = yaml.safe_load(Path(__file__).resolve().parents[1].joinpath("dvc.yaml").read_text())["stages"]
+    tracked = stages["train"]["foreach"]
+    for path in CONFIGS:
+        assert load_config(path)["experiment"] == path.stem
+        assert path.stem in tracked

@@ -21,7 +21,8 @@ def result_file(path, method: str, seed: int, acc: dict) -> None:
     levels = [{
         "level": lv, "accounting": {"sparsity_prunable": lv, "sparsity_total": lv * 0.9,
                                     "compression_ratio": 1 / (1 - 0.9 * lv), "flops_ratio": 1 - lv,
-                                    "speedup": 1 / (1 - lv), "params_remaining": int(1000 * (1 - lv))},
+                                    "speedup": 1 / (1 - lv), "params_remaining": int(1000 * (1 - lv)),
+                                    "relative_distance": lv / 2},
         "before_bnt": {"accuracy": acc[lv] - 5, "loss": 1.0},
         "bnt_trials": [{"trial": t, "seed": 100 + t, "accuracy": acc[lv] + t, "loss": 0.5} for t in range(2)],
     } for lv in LEVELS]
@@ -85,3 +86,24 @@ def test_figures_and_tables_are_byte_identical_on_rerun(summary, tmp_path):
         return [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
 
     assert render("a") == render("b")
+
+
+def test_pattern_and_bit_levels_are_tabulated_as_given(tmp_path):
+    payload = json.loads((_write_one(tmp_path, "nm", ["2:4", "4:8"])).read_text())
+    assert [lv["level"] for lv in payload["levels"]] == ["2:4", "4:8"]
+    aggregate([tmp_path / "nm.json"], tmp_path / "s.csv")
+    tex = accuracy_table(tmp_path / "s.csv", tmp_path / "t.tex", "resnet20", "nm", True, ["SGD"]).read_text()
+    assert "Method & 2:4 & 4:8" in tex and tex.count(" \\pm ") == 2
+    aggregate([_write_one(tmp_path, "quantize", [4, 8])], tmp_path / "q.csv")
+    tex = accuracy_table(tmp_path / "q.csv", tmp_path / "q.tex", "resnet20", "quantize", False, ["SGD"]).read_text()
+    assert "Method & 4 & 8" in tex
+
+
+def _write_one(tmp_path, operator: str, levels: list):
+    path = tmp_path / f"{operator}.json"
+    result_file(path, "SGD", 0, {lv: 80.0 for lv in LEVELS})
+    payload = json.loads(path.read_text())
+    payload["operator"] = operator
+    payload["levels"] = [dict(entry, level=lv) for entry, lv in zip(payload["levels"], levels)]
+    path.write_text(json.dumps(payload))
+    return path

@@ -59,14 +59,14 @@ def clone(tmp_path_factory, env) -> Path:
     copy_project(origin)
     run(["git", "init", "-q"], origin, env)
     run(["snakemake", "train_all", "--cores", "2", *CONFIG], origin, env)
-    run(["dvc", "commit", "-f", "train_tiny"], origin, env)
-    run(["dvc", "push", "train_tiny"], origin, env)
+    run(["dvc", "commit", "-f", "train@tiny"], origin, env)
+    run(["dvc", "push", "train@tiny"], origin, env)
     run(["git", "add", "-A"], origin, env)
     run(["git", "commit", "-qm", "trained tiny"], origin, env)
     fresh = tmp_path_factory.mktemp("fresh") / "repo"
     run(["git", "clone", "-q", str(origin), str(fresh)], fresh.parent, env)
     assert not (fresh / "results/tiny/checkpoints").exists()
-    run(["dvc", "pull", "train_tiny"], fresh, env)
+    run(["dvc", "pull", "train@tiny"], fresh, env)
     return fresh
 
 
@@ -91,6 +91,7 @@ def test_dag_outputs_hold_sane_numbers(clone):
         assert 0.0 <= float(r["accuracy"]) <= 100.0
         assert abs(float(r["sparsity_prunable"]) - float(r["level"])) < 1e-3
         assert float(r["sparsity_total"]) <= float(r["sparsity_prunable"]) + 1e-9
+        assert (float(r["relative_distance"]) == 0) == (float(r["level"]) == 0)
     assert {r["method"] for r in rows} == {"SGD", "CrAM+-Multi"}
     for ext in ("pdf", "png"):
         assert (clone / f"figures/tiny/accuracy_vs_sparsity_resnet20_global_magnitude.{ext}").stat().st_size > 1000

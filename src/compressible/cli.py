@@ -70,13 +70,10 @@ def cmd_figures(args) -> None:
             accuracy_vs_sparsity(args.summary, stem, arch["name"], entry["operator"], methods)
 
 
-# Operators whose level is a fraction removed (plotted as accuracy vs sparsity); the others
-# (N:M patterns, bits, retained energy) only get tables.
-SPARSITY_LEVEL_OPERATORS = ("global_magnitude", "uniform_magnitude", "filters", "filters_global", "lowrank")
-
-
 def magnitude_entries(cfg: dict) -> list[dict]:
     """The one-shot entries whose levels are sparsities (plotted against sparsity)."""
+    from .report.stats import SPARSITY_LEVEL_OPERATORS
+
     return [e for e in cfg["oneshot"] if e["operator"] in SPARSITY_LEVEL_OPERATORS]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .bnt import batch_norm_tuning
 from .compress.accounting import account
+from .compress.distance import relative_distance
 from .compress.prunable import prunable_parameters
 from .config import import_registries
 from .data import ImageSplits, calibration_batches, load_splits
@@ -36,8 +37,10 @@ def oneshot_level(dense, splits: ImageSplits, operator: str, level, prunable: st
         batch_norm_tuning(tuned, batches, bnt["momentum"])
         acc_t, loss_t = evaluate(tuned, splits, eval_batch)
         trials.append({"trial": t, "seed": seed, "accuracy": acc_t, "loss": loss_t})
-    return {"operator": operator, "level": level, "prunable": prunable,
-            "accounting": account(dense, model, prunable_names, input_shape),
+    accounting = account(dense, model, prunable_names, input_shape)
+    # compression-aware SFW, Fig. 1: how far compression moves the prunable weights
+    accounting["relative_distance"] = relative_distance(dense, model, prunable_names)
+    return {"operator": operator, "level": level, "prunable": prunable, "accounting": accounting,
             "before_bnt": {"accuracy": accuracy, "loss": loss}, "bnt_trials": trials}
 
 

@@ -11,8 +11,6 @@ rule train:
     params:
         spec=lambda w: spec_hash(run_spec(CFG, w.arch, w.method, int(w.seed))),
     threads: CFG["training"].get("threads", 1)
-    resources:
-        gpu=1 if CFG["training"].get("device", "cpu") == "cuda" else 0,
     log:
         f"{LOGS}/train/{{arch}}-{{method}}-s{{seed}}.log",
     shell:

@@ -10,6 +10,7 @@ COLUMNS = [
     "experiment", "dataset", "arch", "method", "seed", "compressor", "level", "prunable",
     "bnt_trial", "bnt_seed", "accuracy", "loss", "dense_accuracy", "sparsity_prunable",
     "sparsity_total", "compression_ratio", "flops_ratio", "speedup", "params_remaining",
+    "relative_distance",
 ]
 
 
@@ -31,7 +32,7 @@ def level_rows(result: dict, level: dict) -> list[dict]:
         "level": level["level"], "prunable": result["prunable"],
         "dense_accuracy": result["dense"]["accuracy"],
         **{k: acct[k] for k in ("sparsity_prunable", "sparsity_total", "compression_ratio",
-                                "flops_ratio", "speedup", "params_remaining")},
+                                "flops_ratio", "speedup", "params_remaining", "relative_distance")},
     }
     rows = [dict(base, bnt_trial="", bnt_seed="", **level["before_bnt"])]
     for trial in level["bnt_trials"]:

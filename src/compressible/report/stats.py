@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+# Operators whose level is the fraction removed: plotted against sparsity, headed in %.
+# The others (N:M patterns, bits, retained energy) are tabulated with their levels as given.
+SPARSITY_LEVEL_OPERATORS = ("global_magnitude", "uniform_magnitude", "filters", "filters_global", "lowrank")
+
 
 def load_summary(path) -> pd.DataFrame:
     df = pd.read_csv(path, keep_default_na=False, dtype={"level": str, "bnt_trial": str})
@@ -15,7 +19,8 @@ def per_seed(df: pd.DataFrame, after_bnt: bool) -> pd.DataFrame:
     mean over that seed's BNT trials."""
     part = df[(df["bnt_trial"] != "") == after_bnt]
     keys = ["arch", "compressor", "method", "level", "level_value", "seed"]
-    return part.groupby(keys, as_index=False)["accuracy"].mean()
+    # dropna=False: non-numeric levels ("2:4") have no level_value and must not be dropped
+    return part.groupby(keys, as_index=False, dropna=False)["accuracy"].mean()
 
 
 def mean_std(df: pd.DataFrame, after_bnt: bool, pooled_trials: bool = False) -> pd.DataFrame:
@@ -26,6 +31,6 @@ def mean_std(df: pd.DataFrame, after_bnt: bool, pooled_trials: bool = False) -> 
     """
     part = df[(df["bnt_trial"] != "") == after_bnt] if pooled_trials else per_seed(df, after_bnt)
     keys = ["arch", "compressor", "method", "level", "level_value"]
-    stats = part.groupby(keys, as_index=False)["accuracy"].agg(["mean", "std", "count"])
+    stats = part.groupby(keys, as_index=False, dropna=False)["accuracy"].agg(["mean", "std", "count"])
     stats["std"] = stats["std"].fillna(0.0)
     return stats.sort_values(["arch", "compressor", "method", "level_value", "level"]).reset_index(drop=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import jinja2
 
-from .stats import load_summary, mean_std
+from .stats import SPARSITY_LEVEL_OPERATORS, load_summary, mean_std
 
 _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}"}
 
@@ -24,9 +24,11 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True, autoescape=False, undefined=jinja2.StrictUndefined)
 
 
-def level_header(level: str) -> str:
-    value = float(level) if _is_number(level) else None
-    return latex_escape(level) if value is None else f"{100 * value:g}\\%"
+def level_header(level: str, operator: str) -> str:
+    """Sparsity levels in percent (0.9 -> 90\\%); bits, N:M patterns, energies as given."""
+    if operator in SPARSITY_LEVEL_OPERATORS and _is_number(level):
+        return f"{100 * float(level):g}\\%"
+    return latex_escape(level)
 
 
 def _is_number(text: str) -> bool:
@@ -65,7 +67,7 @@ def accuracy_table(summary_csv, out_tex: str | Path, arch: str, operator: str, a
     when = "after BNT (mean $\\pm$ std over seeds and BNT trials)" if after_bnt else "before BNT (mean $\\pm$ std over seeds)"
     text = _environment().get_template("accuracy_table.tex.j2").render(
         source=Path(summary_csv).as_posix(), caption=f"{arch}, {operator}: test accuracy (%) {when}",
-        first_column="Method", header=[level_header(lv) for lv in columns], rows=rows)
+        first_column="Method", header=[level_header(lv, operator) for lv in columns], rows=rows)
     out_tex = Path(out_tex)
     out_tex.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_tex.with_name(out_tex.name + ".partial")
