@@ -1,7 +1,7 @@
 """One-shot compression operators: every compression of the three papers, for any checkpoint.
 
 Each paper table is "train once, compress one-shot at many levels, evaluate"; an operator is
-registered in ONESHOT under its config name and obeys the contract in CONTRACT.md:
+registered in ONESHOT under its config name and offers what the config check and the DAG use:
 ``check(level)`` raises ValueError naming the allowed levels, and
 ``op(model, level, prunable) -> nn.Module`` compresses the tensors of ``prunable`` (the
 (name, Parameter) pairs of the named prunable set). Pruned entries become exactly 0.
