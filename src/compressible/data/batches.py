@@ -8,11 +8,16 @@ import torch
 from .splits import ImageSplits
 
 
-def normalize(images: torch.Tensor, splits: ImageSplits) -> torch.Tensor:
-    """uint8 (B, C, H, W) -> float, scaled to [0, 1] and standardized per channel."""
+def standardize(x: torch.Tensor, splits: ImageSplits) -> torch.Tensor:
+    """[0, 1]-scaled images -> per-channel zero mean, unit variance (the dataset's statistics)."""
     mean = torch.tensor(splits.mean).view(1, -1, 1, 1)
     std = torch.tensor(splits.std).view(1, -1, 1, 1)
-    return (images.float() / 255.0 - mean) / std
+    return (x - mean) / std
+
+
+def normalize(images: torch.Tensor, splits: ImageSplits) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> float, scaled to [0, 1] and standardized per channel."""
+    return standardize(images.float() / 255.0, splits)
 
 
 def augment(images: torch.Tensor, splits: ImageSplits, generator: torch.Generator) -> torch.Tensor:
@@ -30,9 +35,7 @@ def augment(images: torch.Tensor, splits: ImageSplits, generator: torch.Generato
     if splits.flip:
         flips = torch.rand(b, generator=generator) < 0.5
         x = torch.where(flips[:, None, None, None], x.flip(3), x)
-    mean = torch.tensor(splits.mean).view(1, -1, 1, 1)
-    std = torch.tensor(splits.std).view(1, -1, 1, 1)
-    return (x - mean) / std
+    return standardize(x, splits)
 
 
 def train_batches(splits: ImageSplits, batch_size: int, generator: torch.Generator,
