@@ -70,7 +70,7 @@ def bench_step(repeats: int, device: str) -> dict:
     model_sgd = build_model("resnet20").to(device)
     model_sfw = copy.deepcopy(model_sgd)
     sgd = torch.optim.SGD(model_sgd.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    sfw = build_sfw(model_sfw, [], seed=0, constraint="k_sparse", k=0.05, k_min=10, tau=15.0, lr=1.0,
+    sfw = build_sfw(model_sfw, [], seed=0, constraint="k_sparse", k="5%", k_min=10, tau=15.0, lr=1.0,
                     momentum=0.9, rescale="gradient")
     x, y = torch.randn(128, 3, 32, 32, device=device), torch.randint(0, 10, (128,), device=device)
     steps = {"sgd": training_step(model_sgd, sgd, x, y), "sfw": training_step(model_sfw, sfw, x, y)}

@@ -4,7 +4,7 @@ Run: PYTHONPATH=src .venv/bin/python benchmarks/bench_threshold.py [--numel 2555
 Prints the median wall time (after one warm-up) of
   * the global threshold alone (concatenate, |w| in place, ``kth_smallest``: O(n), no sort),
   * plain ``torch.kthvalue`` on the prepared vector, for reference,
-  * the one-shot kernel ``global_magnitude_masks`` (threshold plus exact-count masks),
+  * the one-shot kernel ``global_topk_masks(..., magnitude=True)`` (threshold plus exact-count masks),
   * a full ``torch.sort`` of the same vector (what a sort-based threshold would cost),
 and their ratio, all measured in the same run on the same data.
 """
@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from compressible.compress.masks import global_magnitude_masks, keep_count, kth_smallest
+from compressible.compress.masks import global_topk_masks, keep_count, kth_smallest
 
 
 def layer_sizes(total: int, layers: int = 54) -> list[int]:
@@ -51,9 +51,9 @@ def main() -> None:
 
     threshold = median_seconds(lambda: kth_smallest(torch.cat(tensors).abs_(), pruned), args.repeats)
     plain_kth = median_seconds(lambda: torch.kthvalue(flat, pruned), args.repeats)
-    kernel = median_seconds(lambda: global_magnitude_masks(tensors, args.sparsity), args.repeats)
+    kernel = median_seconds(lambda: global_topk_masks(tensors, args.sparsity, magnitude=True), args.repeats)
     full_sort = median_seconds(lambda: torch.sort(flat), args.repeats)
-    kept = sum(int(m.sum()) for m in global_magnitude_masks(tensors, args.sparsity))
+    kept = sum(int(m.sum()) for m in global_topk_masks(tensors, args.sparsity, magnitude=True))
     assert kept == keep_count(args.numel, args.sparsity)
 
     print(f"weights: {args.numel:,} in {len(tensors)} tensors, sparsity {args.sparsity}, "
@@ -61,7 +61,7 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(f"global threshold (concat, |w|, kth_smallest):      {threshold:8.3f} s")
     print(f"  torch.kthvalue alone on the prepared |w| vector: {plain_kth:8.3f} s")
-    print(f"global_magnitude_masks (threshold + exact masks):  {kernel:8.3f} s")
+    print(f"global_topk_masks on |w| (threshold + masks):  {kernel:8.3f} s")
     print(f"full torch.sort of the same vector:                {full_sort:8.3f} s")
     print(f"sort / global threshold: {full_sort / threshold:.2f}x; "
           f"sort / full kernel: {full_sort / kernel:.2f}x")

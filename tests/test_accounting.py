@@ -5,11 +5,10 @@ import math
 import torch
 from torch import nn
 
-from compressible.compress import oneshot  # noqa: F401 - registers the operators
 from compressible.compress.accounting import account
 from compressible.compress.distance import relative_distance
 from compressible.compress.prunable import prunable_parameters
-from compressible.registry import ONESHOT
+from compressible.registry import COMPRESSORS
 
 
 def net():
@@ -56,7 +55,7 @@ def test_zeroed_layer_reduces_flops_proportionally_and_keeps_state():
 def test_global_magnitude_sparsity_over_prunable_and_total():
     dense = net()
     model = copy.deepcopy(dense)
-    model = ONESHOT.get("global_magnitude")(model, 0.9, prunable_parameters(model, "weights"))
+    model = COMPRESSORS.get("global_magnitude")(model, 0.9, prunable_parameters(model, "weights"))
     result = account(dense, model, names(dense), (3, 8, 8))
     prunable = 8 * 27 + 4 * 72 + 640
     assert math.isclose(result["sparsity_prunable"], int(0.9 * prunable) / prunable)
@@ -67,7 +66,7 @@ def test_global_magnitude_sparsity_over_prunable_and_total():
 def test_lowrank_reports_the_factorized_model():
     dense = net()
     model = copy.deepcopy(dense)
-    model = ONESHOT.get("lowrank")(model, 0.5, prunable_parameters(model, "weights"))
+    model = COMPRESSORS.get("lowrank")(model, 0.5, prunable_parameters(model, "weights"))
     result = account(dense, model, names(dense), (3, 8, 8))
     # ranks: conv0 min(8,27)=8 -> 4, conv3 min(4,72)=4 -> 2, linear min(10,64)=10 -> 5
     factor_params = 4 * 27 + 8 * 4 + 2 * 72 + 4 * 2 + 5 * 64 + 10 * 5
@@ -94,7 +93,7 @@ def test_relative_distance_values():
 def test_relative_distance_of_low_rank_is_the_singular_value_tail():
     dense = net()
     model = copy.deepcopy(dense)
-    model = ONESHOT.get("lowrank")(model, 0.5, prunable_parameters(model, "weights"))
+    model = COMPRESSORS.get("lowrank")(model, 0.5, prunable_parameters(model, "weights"))
     sigma = torch.linalg.svdvals(dense[3].weight.detach().reshape(4, -1).double())
     expected = float(sigma[2:].norm() / sigma.norm())  # rank 4 -> 2
     assert math.isclose(relative_distance(dense, model, ["3.weight"]), expected, rel_tol=1e-5)

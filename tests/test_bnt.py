@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from compressible.bnt import batch_norm_tuning
+from compressible.bn import batch_norm_tuning
 
 
 def separable(n, seed):

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 
-from compressible.config import ConfigError, load_config, run_spec, spec_hash, validate_config
+from compressible import config as config_module
+from compressible.config import ConfigError, load_config, schema, validate_config
+from compressible.runs import Experiment, Run
 
 CONFIGS = sorted(Path(__file__).resolve().parents[1].joinpath("configs").glob("*.yaml"))
 
@@ -20,12 +23,38 @@ def tiny() -> dict:
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_shipped_config_is_valid(path):
     cfg = load_config(path)
-    assert cfg["bnt"]["trials"] >= 0 and cfg["training"]["schedule"] in {"cosine", "constant", "step"}
+    assert cfg.bnt.trials >= 0 and cfg.training.schedule in {"cosine", "constant", "step"}
 
 
 def test_defaults_are_filled(tiny):
     cfg = validate_config(tiny)
-    assert cfg["training"]["warmup_epochs"] == 0 and cfg["training"]["augment"] is True
+    assert cfg.training.warmup_epochs == 0 and cfg.training.augment is True
+    assert cfg.training.threads == 1 and cfg.prunable == "weights" and cfg.oneshot[0].prunable is None
+
+
+SECTIONS = [("", "Config"), ("archs", "Arch"), ("methods", "Method"), ("training", "Training"),
+            ("oneshot", "OneShot"), ("bnt", "BNT"), ("report", "Report")]
+
+
+@pytest.mark.parametrize("section, cls", SECTIONS)
+def test_typed_config_names_exactly_the_schema_keys(section, cls):
+    node = schema()
+    if section:
+        node = node["properties"][section]
+        node = node.get("items", node)
+    fields = {f.name for f in dataclasses.fields(getattr(config_module, cls))}
+    assert fields - {"resolved"} == set(node["properties"])
+
+
+def test_defaults_live_in_the_schema_only():
+    """Every optional key of a typed section has its default in the schema."""
+    def optional_without_default(node):
+        props = node.get("properties", {})
+        return [k for k, v in props.items() if k not in node.get("required", []) and "default" not in v]
+    top = schema()
+    for section, _ in SECTIONS[1:]:
+        node = top["properties"][section]
+        assert optional_without_default(node.get("items", node)) == [], section
 
 
 @pytest.mark.parametrize("mutate, fragments", [
@@ -38,7 +67,9 @@ def test_defaults_are_filled(tiny):
     (lambda c: c.update(epochs=3), ["epochs"]),
     (lambda c: c["training"].update(batch_size=0), ["training.batch_size"]),
     (lambda c: c.update(prunable="convs"), ["prunable", "weights_inner"]),
-    (lambda c: c["methods"].append(copy.deepcopy(c["methods"][0])), ["labels must be unique"]),
+    (lambda c: c["methods"].append(copy.deepcopy(c["methods"][0])), ["methods (labels)", "unique"]),
+    (lambda c: c["oneshot"].append(copy.deepcopy(c["oneshot"][0])), ["oneshot (operators)", "unique"]),
+    (lambda c: c.update(report={"published": "cram"}), ["report", "published"]),
 ])
 def test_bad_config_names_key_and_allowed_values(tiny, mutate, fragments):
     mutate(tiny)
@@ -48,13 +79,50 @@ def test_bad_config_names_key_and_allowed_values(tiny, mutate, fragments):
         assert fragment in str(err.value)
 
 
+def run_hash(raw: dict, method: str = "SGD", seed: int = 0) -> str:
+    experiment = Experiment(validate_config(raw))
+    return experiment.spec(Run("resnet20", method, seed)).hash()
+
+
 def test_run_hash_changes_only_with_the_run(tiny):
-    cfg = validate_config(tiny)
-    sgd0 = spec_hash(run_spec(cfg, "resnet20", "SGD", 0))
-    assert sgd0 == spec_hash(run_spec(validate_config(tiny), "resnet20", "SGD", 0))
-    assert sgd0 != spec_hash(run_spec(cfg, "resnet20", "SGD", 1))
-    cfg["methods"][1]["params"]["rho"] = 0.5  # CrAM's change leaves SGD's run alone
-    assert sgd0 == spec_hash(run_spec(cfg, "resnet20", "SGD", 0))
+    sgd0, cram0 = run_hash(tiny), run_hash(tiny, "CrAM+-Multi")
+    assert sgd0 == run_hash(copy.deepcopy(tiny))
+    assert sgd0 != run_hash(tiny, seed=1)
+    tiny["methods"][1]["params"]["rho"] = 0.5  # CrAM's change leaves SGD's run alone
+    assert sgd0 == run_hash(tiny) and cram0 != run_hash(tiny, "CrAM+-Multi")
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda c: c["training"].update(eval_batch_size=100),
+    lambda c: c["training"].update(threads=2),
+    lambda c: c["bnt"].update(trials=5),
+    lambda c: c["oneshot"][0].update(levels=[0.3]),
+    lambda c: c.update(prunable="weights_inner"),  # SGD reads no prunable set
+    lambda c: c["dataset"].update(root="elsewhere"),
+])
+def test_settings_outside_training_never_retrain_sgd(tiny, mutate):
+    before = run_hash(tiny)
+    mutate(tiny)
+    assert run_hash(tiny) == before
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda c: c["training"].update(epochs=2),
+    lambda c: c["training"].update(batch_size=32),
+    lambda c: c["dataset"].update(train_subset=256),
+    lambda c: c["methods"][0]["params"].update(lr=0.1),
+    lambda c: c["archs"][0].update(width=8),
+])
+def test_training_settings_change_the_hash(tiny, mutate):
+    before = run_hash(tiny)
+    mutate(tiny)
+    assert run_hash(tiny) != before
+
+
+def test_prunable_set_changes_a_cram_run(tiny):
+    before = run_hash(tiny, "CrAM+-Multi")
+    tiny["prunable"] = "weights_inner"
+    assert run_hash(tiny, "CrAM+-Multi") != before
 
 
 def test_cli_rejects_a_bad_config_with_exit_code_2(tiny, tmp_path):
@@ -72,5 +140,5 @@ def test_every_config_is_tracked_by_dvc_under_its_own_name():
     stages = yaml.safe_load(Path(__file__).resolve().parents[1].joinpath("dvc.yaml").read_text())["stages"]
     tracked = stages["train"]["foreach"]
     for path in CONFIGS:
-        assert load_config(path)["experiment"] == path.stem
+        assert load_config(path).experiment == path.stem
         assert path.stem in tracked

@@ -5,9 +5,8 @@ import math
 import pytest
 import torch
 
-from compressible.optim.constraints import (
-    as_matrix, k_support_norm, top_k_l2, top_singular_triplets,
-)
+from compressible.compress.matrices import as_matrix, top_singular_triplets
+from compressible.optim.constraints import k_support_norm, top_k_l2
 from compressible.registry import CONSTRAINTS
 
 SHAPES = [(7,), (6, 5), (4, 3, 2, 2)]

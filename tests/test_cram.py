@@ -9,7 +9,8 @@ from torch.func import functional_call
 
 from compressible.train import make_closure as trainer_closure
 from compressible.optim import methods_cram
-from compressible.optim.compressors import GlobalTopK, NMSparsity
+from compressible.registry import COMPRESSORS
+from compressible.config import method_params
 from compressible.optim.cram import CrAM
 from compressible.registry import METHODS
 
@@ -18,6 +19,11 @@ Y = torch.randint(0, 3, (16,), generator=torch.Generator().manual_seed(1))
 WEIGHTS = ("0.weight", "2.weight")  # the prunable tensors of mlp()
 RHO, LR, SPARSITY = 0.3, 0.5, 0.5
 CRAM_METHODS = [n for n in METHODS.names() if METHODS.get(n).__module__ == methods_cram.__name__]
+
+
+def topk(sparsity: float):
+    """CrAM's C: global magnitude Top-K at one sparsity."""
+    return COMPRESSORS.get("global_magnitude").at(sparsity)
 
 
 def mlp(bn: bool = False) -> nn.Module:
@@ -64,7 +70,7 @@ def sparsify(grads: dict, masks: dict) -> dict:
 def run_one_step(opt_kwargs: dict) -> tuple[nn.Module, dict]:
     model = mlp()
     w = {k: v.detach().clone() for k, v in model.named_parameters()}
-    opt = CrAM(groups(model), torch.optim.SGD, [GlobalTopK(SPARSITY)], lr=LR, **opt_kwargs)
+    opt = CrAM(groups(model), torch.optim.SGD, [topk(SPARSITY)], lr=LR, **opt_kwargs)
     opt.step(make_closure(model, opt))
     return model, w
 
@@ -143,7 +149,7 @@ def test_topk_plus_step_eq13():
 def test_cram_plus_with_momentum_and_weight_decay_over_two_steps():
     """Base optimizer composition: SGD momentum/decay act on the CrAM+ direction at dense w."""
     model = mlp()
-    opt = CrAM(groups(model), torch.optim.SGD, [GlobalTopK(SPARSITY)], rho=RHO, plus=True,
+    opt = CrAM(groups(model), torch.optim.SGD, [topk(SPARSITY)], rho=RHO, plus=True,
                lr=LR, momentum=0.9, weight_decay=0.01)
     w = {k: v.detach().clone() for k, v in model.named_parameters()}
     buf = {k: torch.zeros_like(v) for k, v in w.items()}  # torch SGD: buf₁ = d₁, then μ·buf + d
@@ -170,30 +176,32 @@ def sampled_names(seed: int, compressors: list, steps: int = 40) -> list[str]:
 
 
 def test_multi_sampling_reproducible_from_seed():
-    levels = [GlobalTopK(s) for s in (0.3, 0.5, 0.7, 0.9)]
+    levels = [topk(s) for s in (0.3, 0.5, 0.7, 0.9)]
     first, again, other = sampled_names(3, levels), sampled_names(3, levels), sampled_names(4, levels)
     assert first == again and first != other
     assert set(first) == {c.name for c in levels}
 
 
 def test_nm_multi_samples_both_patterns():
-    names = sampled_names(0, [NMSparsity(2, 4), NMSparsity(4, 8)], steps=60)
+    names = sampled_names(0, [COMPRESSORS.get("nm").at("2:4"), COMPRESSORS.get("nm").at("4:8")], steps=60)
     assert 15 <= names.count("nm:2:4") <= 45 and set(names) == {"nm:2:4", "nm:4:8"}
 
 
-class CountingTopK(GlobalTopK):
+class CountingTopK:
+    """Global Top-K at 50 % that counts how often it computes a mask."""
     calls = 0
+    name = "counting"
 
     def __call__(self, tensors):
         CountingTopK.calls += 1
-        return super().__call__(tensors)
+        return topk(0.5)(tensors)
 
 
 @pytest.mark.parametrize("every", [1, 3])
 def test_mask_reused_for_mask_every_steps(every):
     CountingTopK.calls = 0
     model = mlp()
-    opt = CrAM(groups(model), torch.optim.SGD, [CountingTopK(0.5)], rho=RHO, lr=0.5,
+    opt = CrAM(groups(model), torch.optim.SGD, [CountingTopK()], rho=RHO, lr=0.5,
                sparse_grad=True, mask_every=every)
     masks = []
     for _ in range(7):
@@ -207,7 +215,7 @@ def test_mask_reused_for_mask_every_steps(every):
 
 def test_mask_every_keeps_one_counter_per_level():
     model = mlp()
-    levels = [GlobalTopK(0.3), GlobalTopK(0.8)]
+    levels = [topk(0.3), topk(0.8)]
     opt = CrAM(groups(model), torch.optim.SGD, levels, lr=0.1, mask_every=5, seed=1)
     for _ in range(12):
         opt.step(make_closure(model, opt))
@@ -223,7 +231,7 @@ def test_bn_running_stats_come_from_the_first_pass_only(name):
     opt = METHODS.get(name)(model, prunable, seed=0, sparsity=0.5)
     reference = copy.deepcopy(model)
     if name in ("c_sam", "topk"):  # first pass at C(w)
-        masks = GlobalTopK(0.5)([p for _, p in prunable])[1]
+        masks = topk(0.5)([p for _, p in prunable])[1]
         with torch.no_grad():
             for (k, _), m in zip(prunable, masks):
                 reference.get_parameter(k).mul_(m)
@@ -237,11 +245,11 @@ def test_bn_running_stats_come_from_the_first_pass_only(name):
 def test_invalid_options():
     params = groups(mlp())
     with pytest.raises(ValueError):
-        CrAM(params, torch.optim.SGD, [GlobalTopK(0.5)], plus=True, perturb_from="compressed", lr=0.1)
+        CrAM(params, torch.optim.SGD, [topk(0.5)], plus=True, perturb_from="compressed", lr=0.1)
     with pytest.raises(ValueError):
-        CrAM(params, torch.optim.SGD, [GlobalTopK(0.5)], extra_gradient=False, lr=0.1)
+        CrAM(params, torch.optim.SGD, [topk(0.5)], extra_gradient=False, lr=0.1)
     with pytest.raises(ValueError):
-        CrAM(params, torch.optim.SGD, [GlobalTopK(0.5)], mask_every=0, lr=0.1)
+        CrAM(params, torch.optim.SGD, [topk(0.5)], mask_every=0, lr=0.1)
     with pytest.raises(ValueError):
         METHODS.get("cram")(mlp(), [], seed=0, topk_scope="layerwise")
 
@@ -281,7 +289,7 @@ def test_loss_decreases(name):
 
 @pytest.mark.parametrize("name", CRAM_METHODS)
 def test_state_dict_round_trip_continues_identically(name):
-    kwargs = {"mask_every": 2} if "mask_every" in METHODS.get(name).__code__.co_varnames else {}
+    kwargs = {"mask_every": 2} if "mask_every" in method_params(METHODS.get(name)) else {}
     model, prunable, x, y = toy_problem()
     opt = METHODS.get(name)(model, prunable, seed=5, **kwargs)
     for _ in range(3):

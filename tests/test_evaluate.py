@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import torch
 
+from compressible.config import BNT as BNTConfig
 from compressible.evaluate import bnt_seed, oneshot_level
 from compressible.models import build_model
 
-BNT = {"trials": 2, "samples": 64, "batch_size": 32, "batches": 2, "momentum": None}
+BNT = BNTConfig(trials=2, samples=64, batch_size=32, batches=2, momentum=None)
 
 
 def dense_model() -> torch.nn.Module:

@@ -67,14 +67,14 @@ def test_quantize_at_most_2_pow_k_values_per_channel(bits):
         assert (row_q - row_w).abs().max() <= step / 2 + 1e-6  # round to nearest
 
 
-def test_global_magnitude_masks_equal_global_topk_on_abs():
+def test_global_topk_magnitude_equals_topk_on_abs():
     gen = torch.Generator().manual_seed(3)
     weights = [torch.randn(s, generator=gen) for s in [(5, 4), (17,), (2, 3, 3, 3)]]
     weights[1][:6] = 0.25  # ties straddling the threshold
     weights[0][0, :3] = -0.25
     for sparsity in (0.0, 0.4, 0.75):
         expected = masks.global_topk_masks([w.abs() for w in weights], sparsity)
-        got = masks.global_magnitude_masks(weights, sparsity)
+        got = masks.global_topk_masks(weights, sparsity, magnitude=True)
         assert all(torch.equal(a, b) for a, b in zip(got, expected))
 
 

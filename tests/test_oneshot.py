@@ -1,14 +1,13 @@
-"""One-shot operators on small models: exact counts, exact zeros, determinism, level checks."""
+"""Compressors in the one-shot stage, on small models: exact counts, exact zeros, determinism, level checks."""
 import copy
 
 import pytest
 import torch
 from torch import nn
 
-from compressible.compress import oneshot  # noqa: F401 - registers the operators
 from compressible.compress.lowrank import LowRank
 from compressible.compress.prunable import conv_bn_pairs, prunable_parameters
-from compressible.registry import ONESHOT
+from compressible.registry import COMPRESSORS
 
 LEVELS = {"global_magnitude": 0.8, "uniform_magnitude": 0.5, "nm": "2:4", "filters": 0.5,
           "filters_global": 0.5, "lowrank": 0.5, "lowrank_energy": 0.9, "quantize": 4}
@@ -40,13 +39,13 @@ def small_net(seed=0):
     return net.eval()
 
 
-def test_registered_names():
-    assert set(LEVELS) <= set(ONESHOT.names())
+def test_every_registered_compressor_is_swept():
+    assert set(LEVELS) == set(COMPRESSORS.names()) == set(BAD)
 
 
 @pytest.mark.parametrize("name", sorted(LEVELS))
 def test_check_rejects_bad_level_naming_the_allowed_ones(name):
-    op = ONESHOT.get(name)
+    op = COMPRESSORS.get(name)
     op.check(LEVELS[name])
     with pytest.raises(ValueError, match="allowed"):
         op.check(BAD[name])
@@ -57,7 +56,7 @@ def test_operators_are_deterministic_and_keep_the_model_usable(name):
     outs = []
     for _ in range(2):
         net = small_net()
-        net = ONESHOT.get(name)(net, LEVELS[name], prunable_parameters(net, "weights"))
+        net = COMPRESSORS.get(name)(net, LEVELS[name], prunable_parameters(net, "weights"))
         outs.append((net.state_dict(), net(torch.ones(2, 3, 8, 8))))
     assert outs[0][0].keys() == outs[1][0].keys()
     assert all(torch.equal(outs[0][0][k], outs[1][0][k]) for k in outs[0][0])
@@ -67,7 +66,7 @@ def test_operators_are_deterministic_and_keep_the_model_usable(name):
 def test_global_magnitude_exact_count_and_untouched_rest():
     net, dense = small_net(), small_net()
     prunable = prunable_parameters(net, "weights")
-    ONESHOT.get("global_magnitude")(net, 0.9, prunable)
+    COMPRESSORS.get("global_magnitude")(net, 0.9, prunable)
     total = sum(p.numel() for _, p in prunable)
     assert sum(int((p == 0).sum()) for _, p in prunable) == int(0.9 * total)
     names = {n for n, _ in prunable}
@@ -81,7 +80,7 @@ def test_global_magnitude_exact_count_and_untouched_rest():
 def test_uniform_magnitude_inner_policy_keeps_first_and_last_dense():
     net = small_net()
     inner = prunable_parameters(net, "weights_inner")
-    ONESHOT.get("uniform_magnitude")(net, 0.75, inner)
+    COMPRESSORS.get("uniform_magnitude")(net, 0.75, inner)
     for _, p in inner:
         assert int((p == 0).sum()) == int(0.75 * p.numel())
     assert (net[0].weight != 0).all() and (net[-1].weight != 0).all()
@@ -89,7 +88,7 @@ def test_uniform_magnitude_inner_policy_keeps_first_and_last_dense():
 
 def test_nm_groups_on_model():
     net = small_net()
-    ONESHOT.get("nm")(net, "4:8", prunable_parameters(net, "weights"))
+    COMPRESSORS.get("nm")(net, "4:8", prunable_parameters(net, "weights"))
     groups = (net[3].conv1.weight != 0).permute(0, 2, 3, 1).reshape(-1, 8)
     assert (groups.sum(1) == 4).all()
     assert (net[0].weight != 0).all()  # 3 input channels: not divisible by 8, left dense
@@ -100,7 +99,7 @@ def test_nm_groups_on_model():
 def test_pruned_filters_are_exactly_zero_after_batch_norm(name):
     net = small_net()
     prunable = prunable_parameters(net, "weights")
-    ONESHOT.get(name)(net, 0.5, prunable)
+    COMPRESSORS.get(name)(net, 0.5, prunable)
     convs = [(n, p) for n, p in prunable if p.dim() == 4]
     dead = {n: (p.flatten(1) == 0).all(1) for n, p in convs}
     total = sum(p.shape[0] for _, p in convs)
@@ -143,7 +142,7 @@ def test_conv_bn_pairs_follow_data_flow():
 
 def test_lowrank_operator_replaces_prunable_layers_with_rank_r():
     net = small_net()
-    net = ONESHOT.get("lowrank")(net, 0.5, prunable_parameters(net, "weights_inner"))
+    net = COMPRESSORS.get("lowrank")(net, 0.5, prunable_parameters(net, "weights_inner"))
     assert not isinstance(net[0], LowRank) and not isinstance(net[-1], LowRank)
     # rank of c_out x (c_in*9) is c_out here: 8 -> 4 and 16 -> 8
     assert (net[3].conv1.rank, net[3].conv2.rank, net[4].rank) == (4, 4, 8)
@@ -152,7 +151,7 @@ def test_lowrank_operator_replaces_prunable_layers_with_rank_r():
 def test_lowrank_energy_full_energy_is_lossless():
     net = small_net()
     dense = copy.deepcopy(net)
-    net = ONESHOT.get("lowrank_energy")(net, 1.0, prunable_parameters(net, "weights"))
+    net = COMPRESSORS.get("lowrank_energy")(net, 1.0, prunable_parameters(net, "weights"))
     assert isinstance(net[0], LowRank) and net[0].rank == 8 and net[-1].rank == 10
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
@@ -162,7 +161,7 @@ def test_lowrank_energy_full_energy_is_lossless():
 def test_quantize_model_distinct_values_per_channel():
     net = small_net()
     prunable = prunable_parameters(net, "weights")
-    ONESHOT.get("quantize")(net, 4, prunable)
+    COMPRESSORS.get("quantize")(net, 4, prunable)
     for _, p in prunable:
         assert max(row.unique().numel() for row in p.reshape(p.shape[0], -1)) <= 2 ** 4
 
@@ -172,7 +171,7 @@ def test_quantize_model_distinct_values_per_channel():
 @pytest.mark.parametrize("name", sorted(LEVELS))
 def test_every_operator_runs_on_every_prunable_set(name, policy):
     net = small_net()
-    net = ONESHOT.get(name)(net, LEVELS[name], prunable_parameters(net, policy))
+    net = COMPRESSORS.get(name)(net, LEVELS[name], prunable_parameters(net, policy))
     assert torch.isfinite(net(torch.randn(2, 3, 8, 8))).all()
 
 
@@ -185,7 +184,7 @@ def test_filters_on_the_project_resnet20_and_preact_wrn_pairing():
     convs = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)]
     pairs = conv_bn_pairs(net)
     assert set(pairs) == set(convs)  # post-activation ResNet: every conv feeds its own BN
-    ONESHOT.get("filters")(net, 0.5, prunable_parameters(net, "weights"))
+    COMPRESSORS.get("filters")(net, 0.5, prunable_parameters(net, "weights"))
     seen = {}
     for conv in convs:
         pairs[conv].register_forward_hook(lambda m, i, o, k=conv: seen.__setitem__(k, o))

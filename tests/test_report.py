@@ -26,10 +26,10 @@ def result_file(path, method: str, seed: int, acc: dict) -> None:
         "before_bnt": {"accuracy": acc[lv] - 5, "loss": 1.0},
         "bnt_trials": [{"trial": t, "seed": 100 + t, "accuracy": acc[lv] + t, "loss": 0.5} for t in range(2)],
     } for lv in LEVELS]
-    payload = {"checkpoint": f"results/x/checkpoints/resnet20-{method}-s{seed}.pt",
+    payload = {"run": {"arch": "resnet20", "method": method, "seed": seed}, "experiment": "x",
+               "dataset": "mnist_embedded", "checkpoint": "ignored-file-name.pt",
                "operator": "global_magnitude", "prunable": "weights",
-               "dense": {"accuracy": acc[0.0], "loss": 0.4}, "levels": levels,
-               "provenance": {"config": {"experiment": "x", "dataset": {"name": "mnist_embedded"}}}}
+               "dense": {"accuracy": acc[0.0], "loss": 0.4}, "levels": levels, "provenance": {}}
     path.write_text(json.dumps(payload))
 
 

@@ -7,10 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from compressible.optim.constraints import as_matrix
+from compressible.compress.matrices import as_matrix
 from compressible.optim.methods_sfw import build_nuclear_prox, build_sfw, expected_init_norms, resolve_k
 from compressible.optim.nuclear import NuclearProxSGD, singular_value_soft_threshold
-from compressible.optim.sfw import SFW, fw_step_size
+from compressible.optim.sfw import SFW
+from compressible.optim.step_size import fw_step_size
 from compressible.registry import CONSTRAINTS, METHODS
 
 
@@ -115,7 +116,7 @@ def model_closure(model, opt, x, y):
 @pytest.mark.parametrize("name", CONSTRAINTS.names())
 def test_loss_decreases_for_every_registered_constraint(name):
     x, y, model = toy_regression()
-    opt = build_sfw(model, [], seed=0, constraint=name, k=0.5, tau=5.0, lr=0.2, momentum=0.5,
+    opt = build_sfw(model, [], seed=0, constraint=name, k="50%", tau=5.0, lr=0.2, momentum=0.5,
                     init_samples=4)
     closure = model_closure(model, opt, x, y)
     first = float(closure())
@@ -132,7 +133,7 @@ def run(opt, closure, steps):
 
 def test_state_dict_round_trips_through_weights_only_load():
     x, y, model = toy_regression()
-    kwargs = dict(seed=0, constraint="k_sparse", k=0.3, momentum=0.9, lr=0.5, delay_k_steps=4, init_samples=2)
+    kwargs = dict(seed=0, constraint="k_sparse", k="30%", momentum=0.9, lr=0.5, delay_k_steps=4, init_samples=2)
     opt = build_sfw(model, [], **kwargs)
     resumed_model = copy.deepcopy(model)
     run(opt, model_closure(model, opt, x, y), 3)
@@ -172,9 +173,10 @@ def test_lr_scheduler_drives_the_step():
 
 def test_resolve_k_follows_sfw_pruning_rule():
     for n in (5, 100, 1000, 10_000):
-        assert resolve_k(0.05, 10, n) == min(max(10, math.floor(0.05 * n)), n)
-    assert resolve_k(7, 1, 100) == 7 and resolve_k(1.0, 1, 9) == 9 and resolve_k(500, 1, 9) == 9
-    for bad in (0, 0.0, 1.5, -2, True):
+        assert resolve_k("5%", 10, n) == min(max(10, math.floor(0.05 * n)), n)
+    assert resolve_k(7, 1, 100) == 7 and resolve_k("100%", 1, 9) == 9 and resolve_k(500, 1, 9) == 9
+    assert resolve_k("2.5%", 1, 1000) == 25
+    for bad in (0, 0.05, 1.0, 1.5, -2, True, "0%", "101%", "5", "x%"):
         with pytest.raises(ValueError):
             resolve_k(bad, 1, 10)
 

@@ -70,7 +70,7 @@ def closure_of(model, opt, x, y, flags=None):
 def one_step_loss(model, x, y, lr):
     """Loss after one plain SFW step (momentum 0) from the model's current weights."""
     model = copy.deepcopy(model)
-    opt = build_sfw(model, [], seed=0, constraint="k_sparse", k=0.2, lr=lr, momentum=0.0, init_samples=2)
+    opt = build_sfw(model, [], seed=0, constraint="k_sparse", k="20%", lr=lr, momentum=0.0, init_samples=2)
     opt.step(closure_of(model, opt, x, y))
     return float(nn.functional.mse_loss(model(x), y).detach())
 
@@ -78,7 +78,7 @@ def one_step_loss(model, x, y, lr):
 def test_sfw_init_lowers_the_loss_after_one_sfw_step():
     x, y, model = toy_problem()
     before = one_step_loss(model, x, y, lr=0.5)
-    opt = build_sfw(model, [], seed=0, constraint="k_sparse", k=0.2, lr=0.5, init="sfw_init",
+    opt = build_sfw(model, [], seed=0, constraint="k_sparse", k="20%", lr=0.5, init="sfw_init",
                     init_iterations=40, init_lr=0.02, init_samples=2)
     flags = []
     for _ in range(40):
@@ -89,7 +89,7 @@ def test_sfw_init_lowers_the_loss_after_one_sfw_step():
 
 def test_init_phase_ends_in_a_feasible_point_then_sfw_trains():
     x, y, model = toy_problem()
-    opt = build_sfw(model, [], seed=0, constraint="k_sparse", k=0.2, lr=0.5, init="sfw_init",
+    opt = build_sfw(model, [], seed=0, constraint="k_sparse", k="20%", lr=0.5, init="sfw_init",
                     init_iterations=3, init_lr=0.1, init_min_scale=0.5, init_samples=2)
     origins = [p.detach().clone() for p in model.parameters()]
     for _ in range(3):
@@ -115,7 +115,7 @@ def test_scales_respect_the_minimum():
 
 def test_state_dict_round_trips_during_init():
     x, y, model = toy_problem()
-    kwargs = dict(seed=0, constraint="k_sparse", k=0.2, lr=0.5, init="sfw_init", init_iterations=4,
+    kwargs = dict(seed=0, constraint="k_sparse", k="20%", lr=0.5, init="sfw_init", init_iterations=4,
                   init_lr=0.05, init_samples=2)
     opt = build_sfw(model, [], **kwargs)
     twin = copy.deepcopy(model)

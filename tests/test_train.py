@@ -4,18 +4,21 @@ from __future__ import annotations
 import torch
 
 from compressible.bn import frozen_bn_stats
-from compressible.train import load_checkpoint, make_closure, train_run
+from compressible.checkpoint import load_checkpoint
+from compressible.config import Arch, Method, Training
+from compressible.runs import Run, RunSpec
+from compressible.train import make_closure, train_run
 
 
-def spec(method: dict, seed: int = 0, epochs: int = 2) -> dict:
-    return {"dataset": {"name": "synthetic"}, "arch": {"name": "resnet20", "width": 4},
-            "method": method, "seed": seed, "prunable": "weights",
-            "training": {"epochs": epochs, "batch_size": 32, "eval_batch_size": 64, "warmup_epochs": 0,
-                         "schedule": "cosine", "augment": True, "threads": 1}}
+def spec(method: Method, seed: int = 0, epochs: int = 2) -> RunSpec:
+    training = Training(epochs=epochs, batch_size=32, eval_batch_size=64, warmup_epochs=0,
+                        schedule="cosine", milestones=[0.5, 0.75], augment=True, threads=1)
+    return RunSpec(Run("resnet20", method.label, seed), {"name": "synthetic"}, Arch("resnet20", 4),
+                   method, training, "weights")
 
 
-SGD = {"label": "SGD", "name": "sgd", "params": {"lr": 0.05}}
-SAM = {"label": "SAM", "name": "sam", "params": {"lr": 0.05, "rho": 0.05}}
+SGD = Method("SGD", "sgd", {"lr": 0.05}, None)
+SAM = Method("SAM", "sam", {"lr": 0.05, "rho": 0.05}, None)
 
 
 def train(tmp_path, splits, method, seed, name):
@@ -32,6 +35,7 @@ def test_same_seed_same_checkpoint_for_one_and_two_pass_methods(tmp_path, splits
         assert all(torch.equal(a[k], b[k]) for k in a)
         assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
         assert info["seed"] == 0 and "git_commit" in info and info["packages"]["torch"]
+        assert info["run"] == {"arch": "resnet20", "method": method.label, "seed": 0}
 
 
 def test_training_learns_the_separable_task(tmp_path, splits):

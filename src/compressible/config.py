@@ -1,17 +1,20 @@
-"""The experiment config: load YAML, check it against the schema, fill defaults, check names.
+"""The experiment config: load YAML, check it against the schema, fill defaults, check names,
+and expose it typed.
 
 Everything is rejected at the boundary, before any job runs, with the offending key and the
-allowed values in the message (a typo in a method name must not cost a training run).
+allowed values in the message (a typo in a method name must not cost a training run). Defaults
+live in the schema only (``schemas/config.schema.yaml``); the dataclasses below name its keys
+and a test keeps the two equal. ``dataset`` and a method's ``params`` stay mappings: their keys
+depend on the dataset and on the method, and are checked against the registered builder.
 """
 from __future__ import annotations
 
 import copy
-import hashlib
 import inspect
-import json
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import jsonschema
 import yaml
@@ -23,12 +26,86 @@ class ConfigError(ValueError):
     """A config that cannot be run; the message names the key and what is allowed."""
 
 
+@dataclass(frozen=True)
+class Arch:
+    name: str
+    width: Optional[int]
+
+
+@dataclass(frozen=True)
+class Method:
+    label: str
+    name: str
+    params: dict
+    epochs: Optional[int]  # overrides training.epochs (the papers train dense baselines longer)
+
+
+@dataclass(frozen=True)
+class Training:
+    epochs: int
+    batch_size: int
+    eval_batch_size: int
+    warmup_epochs: float
+    schedule: str
+    milestones: list
+    augment: bool
+    threads: int
+
+
+@dataclass(frozen=True)
+class OneShot:
+    operator: str
+    levels: list
+    prunable: Optional[str]  # None: the experiment's prunable set
+
+
+@dataclass(frozen=True)
+class BNT:
+    trials: int
+    samples: int
+    batch_size: int
+    batches: int
+    momentum: Optional[float]
+
+
+@dataclass(frozen=True)
+class Report:
+    table_levels: list
+
+
+@dataclass(frozen=True)
+class Config:
+    """One validated experiment; ``resolved`` is the defaults-filled mapping saved with results."""
+
+    experiment: str
+    description: str
+    dataset: dict
+    archs: list[Arch]
+    methods: list[Method]
+    seeds: list[int]
+    training: Training
+    prunable: str
+    oneshot: list[OneShot]
+    bnt: BNT
+    report: Report
+    resolved: dict
+
+    def arch(self, name: str) -> Arch:
+        return next(a for a in self.archs if a.name == name)
+
+    def method(self, label: str) -> Method:
+        return next(m for m in self.methods if m.label == label)
+
+    def entry(self, operator: str) -> OneShot:
+        return next(e for e in self.oneshot if e.operator == operator)
+
+
 def schema() -> dict:
     text = resources.files("compressible.schemas").joinpath("config.schema.yaml").read_text()
     return yaml.safe_load(text)
 
 
-def load_config(path: str | Path) -> dict:
+def load_config(path: str | Path) -> Config:
     """Read, validate and complete the experiment config at ``path``."""
     with open(path) as handle:
         raw = yaml.safe_load(handle)
@@ -37,15 +114,25 @@ def load_config(path: str | Path) -> dict:
     return validate_config(raw)
 
 
-def validate_config(raw: dict) -> dict:
-    """Schema check, defaults, then registry names and method/operator parameters."""
+def validate_config(raw: dict) -> Config:
+    """Schema check, defaults, registry names and method/operator parameters, then typed."""
     cfg = copy.deepcopy(raw)
     errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(cfg), key=str)
     if errors:
         raise ConfigError("; ".join(_describe(e) for e in errors))
     _fill_defaults(cfg, schema())
     _check_names(cfg)
-    return cfg
+    return typed(cfg)
+
+
+def typed(cfg: dict) -> Config:
+    """The dataclass view of a validated, defaults-filled config mapping."""
+    return Config(
+        experiment=cfg["experiment"], description=cfg["description"], dataset=cfg["dataset"],
+        archs=[Arch(**a) for a in cfg["archs"]], methods=[Method(**m) for m in cfg["methods"]],
+        seeds=list(cfg["seeds"]), training=Training(**cfg["training"]), prunable=cfg["prunable"],
+        oneshot=[OneShot(**e) for e in cfg["oneshot"]], bnt=BNT(**cfg["bnt"]),
+        report=Report(**cfg["report"]), resolved=cfg)
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -70,29 +157,38 @@ def _require(reg: registry.Registry, name: str, key: str) -> None:
         raise ConfigError(f"config key '{key}': unknown {reg.kind} {name!r}; allowed: {', '.join(reg.names())}")
 
 
+def _unique(values: list, key: str) -> None:
+    if len(set(values)) != len(values):
+        raise ConfigError(f"config key '{key}': entries must be unique, got {values}")
+
+
 def _check_names(cfg: dict) -> None:
-    import_registries()
     _require(registry.DATASETS, cfg["dataset"]["name"], "dataset.name")
-    _require(registry.PRUNABLE_SETS, cfg.get("prunable", "weights"), "prunable")
+    _require(registry.PRUNABLE_SETS, cfg["prunable"], "prunable")
     for i, arch in enumerate(cfg["archs"]):
         _require(registry.MODELS, arch["name"], f"archs.{i}.name")
-    labels = [m["label"] for m in cfg["methods"]]
-    if len(set(labels)) != len(labels):
-        raise ConfigError(f"config key 'methods': labels must be unique, got {labels}")
+    _unique([a["name"] for a in cfg["archs"]], "archs")
+    _unique([m["label"] for m in cfg["methods"]], "methods (labels)")
     for i, method in enumerate(cfg["methods"]):
         _check_method(method, f"methods.{i}")
+    _unique([e["operator"] for e in cfg["oneshot"]], "oneshot (operators)")
     for i, entry in enumerate(cfg["oneshot"]):
         _check_oneshot(entry, f"oneshot.{i}")
 
 
+def method_params(builder) -> dict[str, Any]:
+    """The keyword parameters a method accepts, with their defaults: a CrAM preset's table, or
+    the keyword-only arguments of a builder function (``seed`` comes from the run)."""
+    if hasattr(builder, "params"):
+        return dict(builder.params)
+    return {n: p.default for n, p in inspect.signature(builder).parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "seed"}
+
+
 def _check_method(method: dict, key: str) -> None:
     _require(registry.METHODS, method["name"], f"{key}.name")
-    builder = registry.METHODS.get(method["name"])
-    accepted = {
-        n for n, p in inspect.signature(builder).parameters.items()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "seed"
-    }
-    unknown = set(method.get("params", {})) - accepted
+    accepted = method_params(registry.METHODS.get(method["name"]))
+    unknown = set(method["params"]) - set(accepted)
     if unknown:
         raise ConfigError(
             f"config key '{key}.params': method {method['name']!r} has no parameter(s) "
@@ -101,32 +197,12 @@ def _check_method(method: dict, key: str) -> None:
 
 
 def _check_oneshot(entry: dict, key: str) -> None:
-    _require(registry.ONESHOT, entry["operator"], f"{key}.operator")
-    if "prunable" in entry:
+    _require(registry.COMPRESSORS, entry["operator"], f"{key}.operator")
+    if entry["prunable"] is not None:
         _require(registry.PRUNABLE_SETS, entry["prunable"], f"{key}.prunable")
-    operator = registry.ONESHOT.get(entry["operator"])
+    compressor = registry.COMPRESSORS.get(entry["operator"])
     for j, level in enumerate(entry["levels"]):
         try:
-            operator.check(level)
+            compressor.check(level)
         except ValueError as err:
             raise ConfigError(f"config key '{key}.levels.{j}': {err}") from None
-
-
-def import_registries() -> None:
-    """Import the modules whose decorators fill the registries."""
-    from . import compress, data, models, optim  # noqa: F401
-
-
-def run_spec(cfg: dict, arch: str, method_label: str, seed: int) -> dict:
-    """Everything that determines one training run (its hash names the run's parameters)."""
-    arch_cfg = next(a for a in cfg["archs"] if a["name"] == arch)
-    method = next(m for m in cfg["methods"] if m["label"] == method_label)
-    training = dict(cfg["training"], epochs=method.get("epochs", cfg["training"]["epochs"]))
-    return {
-        "dataset": cfg["dataset"], "arch": arch_cfg, "method": method, "seed": seed,
-        "training": training, "prunable": cfg.get("prunable", "weights"),
-    }
-
-
-def spec_hash(spec: dict) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]

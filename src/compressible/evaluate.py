@@ -1,20 +1,40 @@
-"""One-shot evaluation of a checkpoint: compress at each level, evaluate before BNT and after
-each of N independent BNT trials (CrAM App. C.3, Table 11), with sparsity/FLOPs accounting."""
+"""Accuracy, and the one-shot evaluation of a checkpoint: compress at each level, evaluate before
+BNT and after each of N independent BNT trials (CrAM App. C.3, Table 11), with sparsity/FLOPs
+accounting."""
 from __future__ import annotations
 
 import copy
 import time
 from pathlib import Path
 
-from .bnt import batch_norm_tuning
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .bn import batch_norm_tuning
+from .checkpoint import load_checkpoint
 from .compress.accounting import account
 from .compress.distance import relative_distance
 from .compress.prunable import prunable_parameters
-from .config import import_registries
-from .data import ImageSplits, calibration_batches, load_splits
+from .config import BNT, Config
+from .data import ImageSplits, calibration_batches, load_splits, test_batches
 from .provenance import provenance, write_json_atomic
-from .registry import ONESHOT
-from .train import evaluate, load_checkpoint, make_deterministic
+from .registry import COMPRESSORS
+from .runs import Run
+from .runtime import make_deterministic
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, splits: ImageSplits, batch_size: int = 512) -> tuple[float, float]:
+    """(top-1 accuracy in %, mean cross-entropy) on the test split, in eval mode."""
+    model.eval()
+    correct, loss, n = 0, 0.0, 0
+    for x, y in test_batches(splits, batch_size):
+        logits = model(x)
+        loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+        n += len(y)
+    return 100.0 * correct / n, loss / n
 
 
 def bnt_seed(run_seed: int, trial: int) -> int:
@@ -22,44 +42,50 @@ def bnt_seed(run_seed: int, trial: int) -> int:
     return 1_000_003 * (run_seed + 1) + trial
 
 
+def bnt_trials(model: nn.Module, splits: ImageSplits, bnt: BNT, run_seed: int, eval_batch: int) -> list[dict]:
+    """Accuracy after each BNT trial, each on its own seeded calibration subset."""
+    trials = []
+    for t in range(bnt.trials):
+        tuned, seed = copy.deepcopy(model), bnt_seed(run_seed, t)
+        batches = calibration_batches(splits, bnt.samples, bnt.batch_size, bnt.batches, seed)
+        batch_norm_tuning(tuned, batches, bnt.momentum)
+        acc_t, loss_t = evaluate(tuned, splits, eval_batch)
+        trials.append({"trial": t, "seed": seed, "accuracy": acc_t, "loss": loss_t})
+    return trials
+
+
 def oneshot_level(dense, splits: ImageSplits, operator: str, level, prunable: str,
-                  bnt: dict, run_seed: int, eval_batch: int) -> dict:
+                  bnt: BNT, run_seed: int, eval_batch: int) -> dict:
     """Compress a copy of ``dense`` at one level and measure it before and after BNT."""
     model = copy.deepcopy(dense)
-    model = ONESHOT.get(operator)(model, level, prunable_parameters(model, prunable))
+    model = COMPRESSORS.get(operator)(model, level, prunable_parameters(model, prunable))
     prunable_names = [n for n, _ in prunable_parameters(dense, prunable)]
     input_shape = tuple(splits.test_images.shape[1:])  # (C, H, W)
     accuracy, loss = evaluate(model, splits, eval_batch)
-    trials = []
-    for t in range(bnt["trials"]):
-        tuned, seed = copy.deepcopy(model), bnt_seed(run_seed, t)
-        batches = calibration_batches(splits, bnt["samples"], bnt["batch_size"], bnt["batches"], seed)
-        batch_norm_tuning(tuned, batches, bnt["momentum"])
-        acc_t, loss_t = evaluate(tuned, splits, eval_batch)
-        trials.append({"trial": t, "seed": seed, "accuracy": acc_t, "loss": loss_t})
     accounting = account(dense, model, prunable_names, input_shape)
     # compression-aware SFW, Fig. 1: how far compression moves the prunable weights
     accounting["relative_distance"] = relative_distance(dense, model, prunable_names)
     return {"operator": operator, "level": level, "prunable": prunable, "accounting": accounting,
-            "before_bnt": {"accuracy": accuracy, "loss": loss}, "bnt_trials": trials}
+            "before_bnt": {"accuracy": accuracy, "loss": loss},
+            "bnt_trials": bnt_trials(model, splits, bnt, run_seed, eval_batch)}
 
 
-def oneshot_run(cfg: dict, checkpoint: str | Path, data_path: str | Path, operator: str,
-                run_seed: int, out: str | Path) -> None:
+def oneshot_run(cfg: Config, run: Run, checkpoint: str | Path, data_path: str | Path, operator: str,
+                out: str | Path) -> None:
     """Evaluate ``checkpoint`` under ``operator`` at every configured level; one JSON file."""
-    import_registries()
     start = time.perf_counter()
-    make_deterministic(run_seed, cfg["training"].get("threads", 1))
-    splits = load_splits(data_path, cfg["dataset"])
+    make_deterministic(run.seed, cfg.training.threads)
+    splits = load_splits(data_path, cfg.dataset)
     dense = load_checkpoint(checkpoint)
-    entry = next(e for e in cfg["oneshot"] if e["operator"] == operator)
-    prunable = entry.get("prunable", cfg["prunable"])
-    eval_batch = cfg["training"]["eval_batch_size"]
+    entry = cfg.entry(operator)
+    prunable = entry.prunable or cfg.prunable
+    eval_batch = cfg.training.eval_batch_size
     dense_acc, dense_loss = evaluate(dense, splits, eval_batch)
-    levels = [oneshot_level(dense, splits, operator, level, prunable, cfg["bnt"], run_seed, eval_batch)
-              for level in entry["levels"]]
+    levels = [oneshot_level(dense, splits, operator, level, prunable, cfg.bnt, run.seed, eval_batch)
+              for level in entry.levels]
     write_json_atomic(out, {
+        "run": run.identity(), "experiment": cfg.experiment, "dataset": cfg.dataset["name"],
         "checkpoint": str(checkpoint), "operator": operator, "prunable": prunable,
         "dense": {"accuracy": dense_acc, "loss": dense_loss}, "levels": levels,
-        "provenance": provenance(cfg, run_seed, time.perf_counter() - start, "cpu"),
+        "provenance": provenance(cfg.resolved, run.seed, time.perf_counter() - start, "cpu"),
     })

@@ -1,25 +1,23 @@
-# Helpers and validation. The config is checked against workflow/schemas/config.schema.yaml and
-# every name (dataset, arch, method and its parameters, operator and its levels) against the
-# registries here, at parse time: a bad config stops before any job runs.
+# Helpers and validation. The config is checked against the schema and every name (dataset,
+# arch, method and its parameters, operator and its levels) against the registries, at parse
+# time: a bad config stops before any job runs. Every path comes from compressible.runs, the
+# same module the CLI asks, so the rules and the jobs agree on where each file lives.
 import json
+from dataclasses import asdict
 from pathlib import Path
 
-from snakemake.utils import validate
+from compressible.config import ConfigError, validate_config
+from compressible.runs import Experiment, Run
 
-from compressible.cli import magnitude_entries, table_kinds
-from compressible.config import ConfigError, run_spec, spec_hash, validate_config
-
-validate(config, schema="../schemas/config.schema.yaml")
 try:
     CFG = validate_config(config)
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 
-EXP = CFG["experiment"]
-RESULTS = f"results/{EXP}"
-LOGS = f"logs/{EXP}"
-DATA = f"resources/data/{CFG['dataset']['name']}.pt"
-RUNS = [(a["name"], m["label"], s) for a in CFG["archs"] for m in CFG["methods"] for s in CFG["seeds"]]
+EXPERIMENT = Experiment(CFG)
+EXP = CFG.experiment
+DATA = EXPERIMENT.data
+WILDCARD_RUN = ("{arch}", "{method}", "{seed}")
 
 
 def write_if_changed(path, text):
@@ -31,30 +29,24 @@ def write_if_changed(path, text):
     return str(path)
 
 
-RESOLVED = write_if_changed(f"{RESULTS}/config.resolved.json", json.dumps(CFG, indent=2, sort_keys=True) + "\n")
+RESOLVED = write_if_changed(EXPERIMENT.resolved_config, json.dumps(CFG.resolved, indent=2, sort_keys=True) + "\n")
 
 
-def checkpoint_path(arch, method, seed):
-    return f"{RESULTS}/checkpoints/{arch}-{method}-s{seed}.pt"
+def run_of(wildcards):
+    return Run(wildcards.arch, wildcards.method, int(wildcards.seed))
 
 
-def operator_entry(operator):
-    return next(e for e in CFG["oneshot"] if e["operator"] == operator)
+def oneshot_settings(wildcards):
+    """What a one-shot result depends on besides its checkpoint (a change reruns it)."""
+    entry = CFG.entry(wildcards.operator)
+    return json.dumps([asdict(entry), asdict(CFG.bnt), CFG.prunable], sort_keys=True)
 
 
-CHECKPOINTS = [checkpoint_path(*run) for run in RUNS]
-ONESHOT_RESULTS = [
-    f"{RESULTS}/oneshot/{a}-{m}-s{s}/{e['operator']}.json" for a, m, s in RUNS for e in CFG["oneshot"]
-]
-SUMMARY = f"{RESULTS}/summary.csv"
-FIGURES = [
-    f"figures/{EXP}/accuracy_vs_sparsity_{a['name']}_{e['operator']}.{ext}"
-    for a in CFG["archs"] for e in magnitude_entries(CFG) for ext in ("pdf", "png")
-]
-TABLES = [
-    f"paper_tables/{EXP}/{a['name']}_{e['operator']}_{kind}.tex"
-    for a in CFG["archs"] for e in CFG["oneshot"] for kind in table_kinds(CFG)
-]
+CHECKPOINTS = EXPERIMENT.checkpoints()
+ONESHOT_RESULTS = EXPERIMENT.oneshot_results()
+SUMMARY = EXPERIMENT.summary
+FIGURES = EXPERIMENT.figures()
+TABLES = EXPERIMENT.tables()
 
 wildcard_constraints:
     arch="[A-Za-z0-9_]+",

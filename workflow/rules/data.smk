@@ -4,6 +4,6 @@ rule prepare_data:
         data=DATA,
         info=DATA.replace(".pt", ".json"),
     log:
-        f"logs/prepare_data/{CFG['dataset']['name']}.log",
+        f"logs/prepare_data/{CFG.dataset['name']}.log",
     shell:
         "python -m compressible prepare --config {RESOLVED} --out {output.data} > {log} 2>&1"

@@ -2,17 +2,17 @@ rule oneshot:
     """Compress one checkpoint at every level of one operator; evaluate before BNT and after
     each BNT trial (each trial on its own seeded calibration subset)."""
     input:
-        checkpoint=f"{RESULTS}/checkpoints/{{arch}}-{{method}}-s{{seed}}.pt",
+        checkpoint=EXPERIMENT.checkpoint(*WILDCARD_RUN),
         data=ancient(DATA),
         config=ancient(RESOLVED),
     output:
-        f"{RESULTS}/oneshot/{{arch}}-{{method}}-s{{seed}}/{{operator}}.json",
+        EXPERIMENT.oneshot_result(*WILDCARD_RUN, "{operator}"),
     params:
-        settings=lambda w: json.dumps([operator_entry(w.operator), CFG["bnt"], CFG["prunable"]], sort_keys=True),
-    threads: CFG["training"].get("threads", 1)
+        settings=oneshot_settings,
+    threads: CFG.training.threads
     log:
-        f"{LOGS}/oneshot/{{arch}}-{{method}}-s{{seed}}-{{operator}}.log",
+        EXPERIMENT.log("oneshot/{arch}-{method}-s{seed}-{operator}"),
     shell:
-        "python -m compressible oneshot --config {input.config} --checkpoint {input.checkpoint}"
-        " --data {input.data} --operator {wildcards.operator} --seed {wildcards.seed}"
-        " --out {output} > {log} 2>&1"
+        "python -m compressible oneshot --config {input.config} --checkpoint {input.checkpoint:q}"
+        " --data {input.data} --arch {wildcards.arch:q} --method {wildcards.method:q}"
+        " --seed {wildcards.seed} --operator {wildcards.operator} --out {output:q} > {log:q} 2>&1"

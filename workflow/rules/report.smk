@@ -5,7 +5,7 @@ rule aggregate:
     output:
         SUMMARY,
     log:
-        f"{LOGS}/aggregate.log",
+        EXPERIMENT.log("aggregate"),
     shell:
         "python -m compressible aggregate --out {output} {input} > {log} 2>&1"
 
@@ -18,10 +18,10 @@ rule figures:
     output:
         FIGURES,
     log:
-        f"{LOGS}/figures.log",
+        EXPERIMENT.log("figures"),
     shell:
         "python -m compressible figures --config {input.config} --summary {input.summary}"
-        " --outdir figures/{EXP} > {log} 2>&1"
+        " > {log} 2>&1"
 
 
 rule tables:
@@ -32,7 +32,7 @@ rule tables:
     output:
         TABLES,
     log:
-        f"{LOGS}/tables.log",
+        EXPERIMENT.log("tables"),
     shell:
         "python -m compressible tables --config {input.config} --summary {input.summary}"
-        " --outdir paper_tables/{EXP} > {log} 2>&1"
+        " > {log} 2>&1"

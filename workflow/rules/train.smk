@@ -1,19 +1,19 @@
 rule train:
     """One training run. Inputs are ancient(): a checkpoint restored by `dvc pull` is never
     retrained because the data was prepared (or the config rewritten) after it; a change of
-    the run's own settings reruns it through the params rerun-trigger."""
+    the run's own training settings reruns it through the params rerun-trigger (its hash)."""
     input:
         data=ancient(DATA),
         config=ancient(RESOLVED),
     output:
-        checkpoint=f"{RESULTS}/checkpoints/{{arch}}-{{method}}-s{{seed}}.pt",
-        info=f"{RESULTS}/checkpoints/{{arch}}-{{method}}-s{{seed}}.json",
+        checkpoint=EXPERIMENT.checkpoint(*WILDCARD_RUN),
+        info=EXPERIMENT.checkpoint_info(*WILDCARD_RUN),
     params:
-        spec=lambda w: spec_hash(run_spec(CFG, w.arch, w.method, int(w.seed))),
-    threads: CFG["training"].get("threads", 1)
+        spec=lambda w: EXPERIMENT.spec(run_of(w)).hash(),
+    threads: CFG.training.threads
     log:
-        f"{LOGS}/train/{{arch}}-{{method}}-s{{seed}}.log",
+        EXPERIMENT.log("train/{arch}-{method}-s{seed}"),
     shell:
-        "python -m compressible train --config {input.config} --arch {wildcards.arch}"
-        " --method {wildcards.method} --seed {wildcards.seed} --data {input.data}"
-        " --out {output.checkpoint} > {log} 2>&1"
+        "python -m compressible train --config {input.config} --arch {wildcards.arch:q}"
+        " --method {wildcards.method:q} --seed {wildcards.seed} --data {input.data}"
+        " --out {output.checkpoint:q} > {log:q} 2>&1"

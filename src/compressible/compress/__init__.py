@@ -1,2 +1,3 @@
-"""Compression: pure tensor kernels (masks), one-shot operators, low-rank surgery, accounting."""
-from . import oneshot  # noqa: F401  (registration)
+"""Compression: pure tensor kernels (masks, matrices), the compressors (one file each, shared by
+CrAM's training and the one-shot stage), low-rank surgery, the prunable sets, accounting."""
+from . import filters, magnitude, nm, prunable, quantize, rank  # noqa: F401  (registration)

@@ -1,6 +1,6 @@
 """Low-rank decomposition by truncated SVD, and the module surgery that installs it.
 
-Compression-aware SFW (PAPERS.md §3) evaluates robustness to low rank by replacing each conv
+Compression-aware SFW (Sec. 4.3) evaluates robustness to low rank by replacing each conv
 with a k×k conv to r channels followed by a 1×1 conv (a Linear by two Linears), where
 r = max(1, ⌊(1 − s)·rank⌋). A conv weight is seen as the c_out × (c_in·kh·kw) matrix, as in
 the spectral-k-support LMO (Lemma 3.1).
@@ -12,6 +12,8 @@ from typing import Callable
 
 import torch
 from torch import nn
+
+from .matrices import as_matrix, svd
 
 
 def truncation_rank(full_rank: int, s: float) -> int:
@@ -31,17 +33,6 @@ def energy_rank(singular_values: torch.Tensor, energy: float) -> int:
     return min(int((cumulative < energy - 1e-12).sum()) + 1, singular_values.numel())
 
 
-def svd(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Thin SVD in float64, computed on the tall orientation.
-
-    LAPACK is several times slower on wide matrices (a conv's c_out × c_in·kh·kw is wide), so a
-    wide matrix is decomposed as its transpose: Aᵀ = U S Vᵀ gives A = V S Uᵀ.
-    """
-    wide = matrix.shape[0] < matrix.shape[1]
-    u, sigma, vh = torch.linalg.svd(matrix.double().T if wide else matrix.double(), full_matrices=False)
-    return (vh.T, sigma, u.T) if wide else (u, sigma, vh)
-
-
 def factorize(matrix: torch.Tensor, rank: int | Callable[[torch.Tensor], int]
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """(left (m×r), right (r×n)) with left @ right the best rank-r approximation.
@@ -54,11 +45,6 @@ def factorize(matrix: torch.Tensor, rank: int | Callable[[torch.Tensor], int]
     root = sigma[:r].sqrt()
     left, right = u[:, :r] * root, root[:, None] * vh[:r]
     return left.to(matrix.dtype), right.to(matrix.dtype)
-
-
-def as_matrix(weight: torch.Tensor) -> torch.Tensor:
-    """A conv/linear weight as c_out × (c_in·kh·kw)."""
-    return weight.reshape(weight.shape[0], -1)
 
 
 class LowRank(nn.Sequential):

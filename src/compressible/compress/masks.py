@@ -1,4 +1,4 @@
-"""Pure tensor kernels shared by training-time compressors, one-shot operators and LMOs.
+"""Pure tensor kernels shared by the compressors and the LMOs.
 
 Magnitude pruning and the K-sparse LMO are both a top-k selection, so they live here once.
 Every function takes and returns tensors; none touches an nn.Module.
@@ -61,11 +61,22 @@ def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     return mask.view_as(scores)
 
 
-def global_topk_masks(scores: Sequence[torch.Tensor], sparsity: float) -> list[torch.Tensor]:
-    """One threshold across all tensors: exactly ``keep_count(total, sparsity)`` entries survive."""
-    flat = torch.cat([s.reshape(-1) for s in scores])
-    mask = topk_mask(flat, keep_count(flat.numel(), sparsity))
-    return [m.view_as(s) for m, s in zip(mask.split([s.numel() for s in scores]), scores)]
+def split_like(flat: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Cut a concatenation back into tensors shaped like ``like``."""
+    return [part.view_as(t) for part, t in zip(flat.split([t.numel() for t in like]), like)]
+
+
+def global_topk_masks(scores: Sequence[torch.Tensor], sparsity: float, *,
+                      magnitude: bool = False) -> list[torch.Tensor]:
+    """One threshold across all tensors: exactly ``keep_count(total, sparsity)`` entries survive.
+
+    ``magnitude`` ranks by |score|, taken in place on the one concatenation, so a ResNet-50
+    (25.6M weights) costs one extra copy of the weights, not two.
+    """
+    flat = torch.cat([s.detach().reshape(-1) for s in scores])
+    if magnitude:
+        flat.abs_()
+    return split_like(topk_mask(flat, keep_count(flat.numel(), sparsity)), scores)
 
 
 def uniform_topk_masks(scores: Sequence[torch.Tensor], sparsity: float) -> list[torch.Tensor]:
@@ -154,18 +165,3 @@ def global_filter_masks(weights: Sequence[torch.Tensor], sparsity: float,
     lose all of its filters.
     """
     return global_topk_masks([filter_scores(w, p) for w in weights], sparsity)
-
-
-def split_like(flat: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Cut a concatenation back into tensors shaped like ``like``."""
-    return [part.view_as(t) for part, t in zip(flat.split([t.numel() for t in like]), like)]
-
-
-def global_magnitude_masks(weights: Sequence[torch.Tensor], sparsity: float) -> list[torch.Tensor]:
-    """:func:`global_topk_masks` on |w|: one threshold over all tensors, exact count.
-
-    Concatenates once and takes |·| in place, so a ResNet-50 (25.6M weights) costs one
-    extra copy of the weights, not two.
-    """
-    flat = torch.cat([w.detach().reshape(-1) for w in weights]).abs_()
-    return split_like(topk_mask(flat, keep_count(flat.numel(), sparsity)), weights)

@@ -1,6 +1,6 @@
 """The prunable set: which tensors a compressor may touch, defined once and named in every result.
 
-The three codebases disagree (PAPERS.md, "Counting sparsity"), so each convention is a named
+The three papers' codebases disagree on which tensors count, so each convention is a named
 entry; results always report sparsity over the prunable set and over all parameters.
 """
 from __future__ import annotations

@@ -13,3 +13,6 @@ def build_sgd(model: nn.Module, prunable: list, *, seed: int, lr: float = 0.1,
     """Plain SGD; ``step(closure)`` runs the trainer's single forward-backward pass."""
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
                            weight_decay=weight_decay, nesterov=nesterov)
+
+
+build_sgd.uses_prunable = False  # its training reads no prunable set (it enters no run hash)

@@ -19,14 +19,10 @@ import math
 import torch
 
 from ..compress.masks import row_norms
+from ..compress.matrices import as_matrix, matrix_shape, top_singular_triplets
 from ..registry import CONSTRAINTS
 
 TINY = 1e-12  # below this a direction counts as zero (the LMO then returns 0, a feasible point)
-
-
-def as_matrix(tensor: torch.Tensor) -> torch.Tensor:
-    """View a weight as c_out x (c_in*kh*kw) (compression-aware SFW's convention); vectors as n x 1."""
-    return tensor.reshape(tensor.shape[0], -1) if tensor.dim() >= 2 else tensor.reshape(-1, 1)
 
 
 def top_k_indices(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -71,49 +67,6 @@ def k_support_norm(x: torch.Tensor, k: int) -> torch.Tensor:
     valid = (left + slack > avg) & (avg + slack >= z[:k])
     j = int(valid.nonzero()[-1]) if valid.any() else k - 1  # numerically ties: any valid j agrees
     return (head_sq[j] + tail[j] ** 2 / (k - j)).sqrt().to(x.dtype)
-
-
-def matrix_shape(shape) -> tuple[int, int]:
-    """Shape of :func:`as_matrix` of a tensor of ``shape``."""
-    return (shape[0], math.prod(shape[1:])) if len(shape) >= 2 else (math.prod(shape), 1)
-
-
-def top_singular_triplets(matrix: torch.Tensor, k: int, iters: int = 24):
-    """Top-k singular triplets (U_k, S_k, Vh_k) without a full SVD.
-
-    Subspace iteration with Rayleigh-Ritz on the Gram matrix of the smaller side (which squares
-    the singular-value ratios that set the convergence rate), on a block of k + max(10, k)
-    vectors; the only factorizations are of that block (QR) and of a block x block matrix. Matrices with k over a quarter of their rank use one
-    eigendecomposition of the Gram matrix instead. The start block comes from a fixed-seed
-    generator so the LMO is deterministic. Numerically null directions (sigma <= 1e-6 sigma_1,
-    below the Gram matrix's float64 resolution) come back as zero triplets.
-    """
-    wide = matrix.shape[0] <= matrix.shape[1]
-    a = (matrix if wide else matrix.T).double()
-    gram = a @ a.T
-    rank = gram.shape[0]
-    block = min(rank, k + max(10, k))
-    if 4 * k >= rank or block == rank:
-        evals, evecs = torch.linalg.eigh(gram)
-    else:
-        evals, evecs = _subspace_iteration(gram, block, iters)
-    u = evecs[:, -k:].flip(1)
-    s = evals[-k:].flip(0).clamp_min(0).sqrt()
-    keep = (s > 1e-6 * s[0]) & (s > TINY)
-    vh = u.T @ a  # rows sigma_i v_i^T
-    vh = vh / vh.norm(dim=1, keepdim=True).clamp_min(TINY) * keep[:, None]
-    u, s, vh = (u * keep).to(matrix.dtype), (s * keep).to(matrix.dtype), vh.to(matrix.dtype)
-    return (u, s, vh) if wide else (vh.T, s, u.T)
-
-
-def _subspace_iteration(gram: torch.Tensor, block: int, iters: int):
-    generator = torch.Generator(device=gram.device).manual_seed(0)
-    start = torch.randn(gram.shape[0], block, generator=generator, dtype=gram.dtype, device=gram.device)
-    basis = torch.linalg.qr(gram @ start).Q
-    for _ in range(iters):
-        basis = torch.linalg.qr(gram @ basis).Q
-    evals, small = torch.linalg.eigh(basis.T @ gram @ basis)  # Rayleigh-Ritz
-    return evals, basis @ small
 
 
 def _register(name: str):

@@ -1,6 +1,6 @@
 """Compression-Aware Minimization (CrAM; Peste et al., ICLR 2023) as SAM with a compressor.
 
-CrAM changes two things in SAM (PAPERS.md §1):
+CrAM changes two things in SAM (Sec. 3):
   * the perturbed point is compressed:  w̃ = C(w + ρ·g)                          (Eq. 2)
   * the gradient applied to w:          ∇L(w̃)  (straight-through)               (Eq. 2)
                                         ∇L(w̃) + g  with ``plus`` (CrAM+)          (Eq. 4)
@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 import torch
 from torch.optim import Optimizer
 
-from .compressors import Compressed
+from ..compress.base import Compressed
 from .sam import SAM
 
 Compressor = Callable[[Sequence[torch.Tensor]], Compressed]

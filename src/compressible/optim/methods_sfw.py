@@ -1,7 +1,7 @@
 """METHODS builders for Stochastic Frank-Wolfe ("sfw") and the proximal nuclear-norm baseline
 ("nuclear_prox"). Every hyper-parameter is an explicit keyword with the papers' default meaning.
 
-SFW-pruning (Miao et al.) = constraint "k_sparse", k 0.05, k_min 10, tau 15, radius_mode
+SFW-pruning (Miao et al.) = constraint "k_sparse", k "5%", k_min 10, tau 15, radius_mode
 "initialization", rescale "gradient", momentum 0.9 "exponential", lr 1.0, constrain "all".
 Compression-aware SFW (Zimmer et al.) = constraint "group_k_support" / "spectral_k_support" /
 "k_support" / "k_sparse", constrain "structured_conv_l2_rest", momentum "heavy_ball".
@@ -22,15 +22,28 @@ RADIUS_MODES = ("radius", "diameter", "initialization")
 CONSTRAIN = ("all", "structured_conv_l2_rest")
 
 
-def resolve_k(k: float | int, k_min: int, n: int) -> int:
-    """K from a fraction (float in (0, 1]) or a count (int >= 1), then min(max(k_min, K), n).
+def resolve_k(k: int | str, k_min: int, n: int) -> int:
+    """K from a count (an integer >= 1) or a percentage of the tensor (a string "5%"), then
+    min(max(k_min, K), n). SFW-pruning's K = min(max(10, floor(0.05 n)), n) is k="5%", k_min=10.
 
-    SFW-pruning's K = min(max(10, floor(0.05 n)), n) is k=0.05, k_min=10.
+    A bare fraction is refused: YAML turns 1 and 1.0 into different types, so "k: 1.0" (all of
+    the tensor?) and "k: 1" (one entry?) would silently mean different things.
     """
-    if isinstance(k, bool) or not (isinstance(k, int) and k >= 1 or isinstance(k, float) and 0 < k <= 1):
-        raise ValueError(f"k must be a fraction in (0, 1] or a count >= 1, got {k!r}")
-    count = int(k * n) if isinstance(k, float) else k
-    return min(max(k_min, count, 1), n)
+    return min(max(k_min, k_count(k, n), 1), n)
+
+
+def k_count(k: int | str, n: int) -> int:
+    """The count that ``k`` (see :func:`resolve_k`) gives for a tensor of ``n`` entries."""
+    if isinstance(k, str) and k.endswith("%"):
+        try:
+            percent = float(k[:-1])
+        except ValueError:
+            percent = -1.0
+        if 0 < percent <= 100:
+            return int(percent / 100 * n)
+    elif isinstance(k, int) and not isinstance(k, bool) and k >= 1:
+        return k
+    raise ValueError(f"k must be a count (an integer >= 1) or a percentage string such as '5%', got {k!r}")
 
 
 @torch.no_grad()
@@ -123,7 +136,7 @@ def _delay_steps(delay_k_steps: int, delay_k_epochs: int, steps_per_epoch: int) 
 
 @METHODS.register("sfw")
 def build_sfw(model: nn.Module, prunable: list, *, seed: int, lr: float = 0.1, momentum: float = 0.9,
-              weight_decay: float = 0.0, constraint: str = "k_sparse", k: float | int = 0.05, k_min: int = 1,
+              weight_decay: float = 0.0, constraint: str = "k_sparse", k: int | str = "5%", k_min: int = 1,
               tau: float = 15.0, radius_mode: str = "initialization", radius: float = 1.0,
               diameter: float = 1.0, rescale: str = "gradient", momentum_style: str = "exponential",
               constrain: str = "all", delay_k_steps: int = 0, delay_k_epochs: int = 0,
@@ -165,3 +178,8 @@ def build_nuclear_prox(model: nn.Module, prunable: list, *, seed: int, lr: float
     groups = [{"params": regularized, "nuclear": nuclear}, {"params": rest, "nuclear": 0.0}]
     return NuclearProxSGD([g for g in groups if g["params"]], lr=lr, momentum=momentum,
                           weight_decay=weight_decay)
+
+
+# The papers constrain every tensor; neither builder reads the prunable set (no run hash entry).
+build_sfw.uses_prunable = False
+build_nuclear_prox.uses_prunable = False

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import torch
 
-from .constraints import as_matrix
+from ..compress.matrices import as_matrix, svd
 
 
 def singular_value_soft_threshold(weight: torch.Tensor, threshold: float) -> torch.Tensor:
     """prox of threshold * ||.||_* at ``weight`` (seen as a matrix), same shape as ``weight``."""
-    u, s, vh = torch.linalg.svd(as_matrix(weight), full_matrices=False)
-    return ((u * (s - threshold).clamp_min(0)) @ vh).view_as(weight)
+    u, s, vh = svd(as_matrix(weight))
+    return ((u * (s - threshold).clamp_min(0)) @ vh).view_as(weight).to(weight.dtype)
 
 
 class NuclearProxSGD(torch.optim.SGD):

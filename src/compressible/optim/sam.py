@@ -5,7 +5,7 @@
 
 The two passes come from the trainer's closure: ``closure()`` at w updates the BatchNorm
 running statistics, ``closure(track_bn_stats=False)`` at the perturbed point does not
-(PAPERS.md §1, "BatchNorm").
+(CrAM, Sec. 3.3: BatchNorm statistics follow the dense model).
 """
 from __future__ import annotations
 

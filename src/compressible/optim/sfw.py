@@ -17,23 +17,10 @@ from __future__ import annotations
 import torch
 from torch.optim.optimizer import Optimizer, required
 
+from .step_size import RESCALES, fw_step_size
+from .sfw_init import sfw_init_step
+
 MOMENTUM_STYLES = ("exponential", "heavy_ball")
-RESCALES = ("gradient", "fast_gradient", "diameter", "none")
-
-
-def fw_step_size(lr: float, rescale: str, d: torch.Tensor, w: torch.Tensor, v: torch.Tensor,
-                 diameter: float) -> torch.Tensor:
-    """eta = clamp(lr * factor, 0, 1) as a 0-d tensor (no host sync)."""
-    if rescale == "gradient":
-        factor = d.norm() / torch.dist(w, v)
-    elif rescale == "fast_gradient":
-        factor = d.norm() / (0.5 * diameter)
-    elif rescale == "diameter":
-        factor = d.new_tensor(1.0 / diameter)
-    else:
-        factor = d.new_tensor(1.0)
-    # w == v with d == 0 gives 0/0: no step is needed; w == v alone gives inf: the step is moot
-    return (lr * factor).nan_to_num(nan=0.0, posinf=1.0).clamp(0.0, 1.0)
 
 
 class SFW(Optimizer):
@@ -75,8 +62,6 @@ class SFW(Optimizer):
     def step(self, closure=None):
         """One SFW step (or one SFW-Init iteration while ``init_iterations`` remain)."""
         if self.param_groups[0]["init_iterations"] > 0:
-            from .sfw_init import sfw_init_step  # SFW-Init builds on this module: import lazily
-
             return sfw_init_step(self, closure)
         loss = None
         if closure is not None:

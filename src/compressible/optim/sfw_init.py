@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from .sfw import fw_step_size
+from .step_size import fw_step_size
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # Adam on the scales (torch defaults, as GradInit)
 

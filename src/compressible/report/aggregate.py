@@ -21,14 +21,10 @@ def rows_of(result: dict) -> list[dict]:
 
 def level_rows(result: dict, level: dict) -> list[dict]:
     """The before-BNT row and one row per BNT trial of one level."""
-    cfg = result["provenance"]["config"]
-    run = Path(result["checkpoint"]).stem  # <arch>-<method>-s<seed>; arch names have no '-'
-    arch, rest = run.split("-", 1)
-    method, seed = rest.rsplit("-s", 1)
-    acct = level["accounting"]
+    run, acct = result["run"], level["accounting"]  # the identity travels in the JSON
     base = {
-        "experiment": cfg["experiment"], "dataset": cfg["dataset"]["name"], "arch": arch,
-        "method": method, "seed": int(seed), "compressor": result["operator"],
+        "experiment": result["experiment"], "dataset": result["dataset"], "arch": run["arch"],
+        "method": run["method"], "seed": run["seed"], "compressor": result["operator"],
         "level": level["level"], "prunable": result["prunable"],
         "dense_accuracy": result["dense"]["accuracy"],
         **{k: acct[k] for k in ("sparsity_prunable", "sparsity_total", "compression_ratio",

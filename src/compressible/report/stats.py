@@ -3,10 +3,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-# Operators whose level is the fraction removed: plotted against sparsity, headed in %.
-# The others (N:M patterns, bits, retained energy) are tabulated with their levels as given.
-SPARSITY_LEVEL_OPERATORS = ("global_magnitude", "uniform_magnitude", "filters", "filters_global", "lowrank")
-
 
 def load_summary(path) -> pd.DataFrame:
     df = pd.read_csv(path, keep_default_na=False, dtype={"level": str, "bnt_trial": str})

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import jinja2
 
-from .stats import SPARSITY_LEVEL_OPERATORS, load_summary, mean_std
+from ..registry import COMPRESSORS
+from .stats import load_summary, mean_std
 
 _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}"}
 
@@ -25,8 +26,8 @@ def _environment() -> jinja2.Environment:
 
 
 def level_header(level: str, operator: str) -> str:
-    """Sparsity levels in percent (0.9 -> 90\\%); bits, N:M patterns, energies as given."""
-    if operator in SPARSITY_LEVEL_OPERATORS and _is_number(level):
+    """Fractions removed in percent (0.9 -> 90\\%); bits, N:M patterns, energies as given."""
+    if COMPRESSORS.get(operator).removes_fraction and _is_number(level):
         return f"{100 * float(level):g}\\%"
     return latex_escape(level)
 

@@ -1,18 +1,65 @@
-"""Training-time compressors: exact sparsity, N:M pattern, ≤ 2^k levels per channel, idempotence."""
+"""Compressors as CrAM's C (pure functions of the prunable tensors): exact sparsity, N:M pattern,
+≤ 2^k levels per channel, idempotence; every registered compressor declares its level kind."""
 import pytest
 import torch
 
-from compressible.optim.compressors import GlobalTopK, NMSparsity, SymmetricQuant, UniformTopK
-from compressible.registry import TRAIN_COMPRESSORS
+from compressible.compress.base import FRACTION_KINDS
+from compressible.optim.methods_cram import DenseEnds
+from compressible.registry import COMPRESSORS
+
+
+def GlobalTopK(sparsity):
+    return COMPRESSORS.get("global_magnitude").at(sparsity)
+
+
+def UniformTopK(sparsity, dense_ends=False):
+    bound = COMPRESSORS.get("uniform_magnitude").at(sparsity)
+    return DenseEnds(bound) if dense_ends else bound
+
+
+def NMSparsity(n, m):
+    return COMPRESSORS.get("nm").at(f"{n}:{m}")
+
+
+def SymmetricQuant(bits):
+    return COMPRESSORS.get("quantize").at(bits)
+
 
 GEN = torch.Generator().manual_seed(0)
 TENSORS = [torch.randn(8, 3, 3, 3, generator=GEN), torch.randn(16, 8, 3, 3, generator=GEN),
            torch.randn(10, 16, generator=GEN)]
 
 
-def test_registered_names():
-    assert {"topk_global", "topk_uniform", "nm", "quant"} <= set(TRAIN_COMPRESSORS.names())
-    assert TRAIN_COMPRESSORS.get("nm")(2, 4) == NMSparsity(2, 4)
+LEVEL_KINDS = {"global_magnitude": "sparsity", "uniform_magnitude": "sparsity", "nm": "pattern",
+               "filters": "filter fraction", "filters_global": "filter fraction",
+               "lowrank": "rank reduction", "lowrank_energy": "energy", "quantize": "bits"}
+TENSOR_WISE = {"global_magnitude": 0.6, "uniform_magnitude": 0.6, "nm": "2:4", "quantize": 4}
+
+
+def test_every_registered_compressor_declares_its_level_kind():
+    assert set(COMPRESSORS.names()) == set(LEVEL_KINDS)
+    for name, kind in LEVEL_KINDS.items():
+        compressor = COMPRESSORS.get(name)
+        assert compressor.name == name and compressor.level_kind == kind
+        assert compressor.removes_fraction == (kind in FRACTION_KINDS)
+
+
+@pytest.mark.parametrize("name", sorted(LEVEL_KINDS))
+def test_only_tensor_wise_compressors_serve_training(name):
+    compressor = COMPRESSORS.get(name)
+    level = TENSOR_WISE.get(name, 0.5)
+    if name in TENSOR_WISE:
+        values, _ = compressor.at(level)(TENSORS)
+        assert [v.shape for v in values] == [t.shape for t in TENSORS]
+    else:
+        with pytest.raises(TypeError, match="one-shot use only"):
+            compressor.at(level)(TENSORS)
+
+
+def test_nm_pattern_is_parsed_once():
+    assert NMSparsity(2, 4).level == (2, 4)
+    with pytest.raises(ValueError, match="0 < N < M"):
+        COMPRESSORS.get("nm").at("4:2")
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 0.3, 0.5, 0.9, 0.97])
@@ -25,7 +72,7 @@ def test_global_topk_exact_sparsity_and_one_threshold(sparsity):
     if pruned.numel():
         assert kept.min() >= pruned.max()  # one threshold across all tensors
     for v, t, m in zip(values, TENSORS, masks):
-        assert torch.equal(v, t * m)
+        assert torch.equal(v, t.masked_fill(~m, 0.0))
 
 
 @pytest.mark.parametrize("sparsity", [0.5, 0.8])

@@ -1,0 +1,31 @@
+"""Checkpoints: the trained weights and what rebuilds their model, loadable without code."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .models import build_model
+
+
+def save_checkpoint(model: nn.Module, arch: dict, num_classes: int, in_channels: int,
+                    path: str | Path) -> None:
+    """Atomic write: a killed job leaves no file that a rerun would take for finished."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"model": model.state_dict(), "arch": arch, "num_classes": num_classes,
+               "in_channels": in_channels}
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> nn.Module:
+    """Rebuild the model and load its weights (``weights_only`` loading: no code execution)."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    arch = payload["arch"]
+    model = build_model(arch["name"], payload["num_classes"], payload["in_channels"], arch.get("width"))
+    model.load_state_dict(payload["model"])
+    return model.eval()

@@ -1,0 +1,27 @@
+"""The Frank-Wolfe step size eta = clamp(lr * factor, 0, 1), shared by SFW and SFW-Init.
+
+Rescaling (``rescale``): ``gradient`` factor = ||d|| / ||w - v|| (compression-aware SFW,
+Theorem 4.1: the gradient-rescaled learning rate), ``fast_gradient`` ||d|| / (D/2),
+``diameter`` 1/D (the 2020 library), ``none`` 1. Clamping to [0, 1] keeps w a convex
+combination of feasible points.
+"""
+from __future__ import annotations
+
+import torch
+
+RESCALES = ("gradient", "fast_gradient", "diameter", "none")
+
+
+def fw_step_size(lr: float, rescale: str, d: torch.Tensor, w: torch.Tensor, v: torch.Tensor,
+                 diameter: float) -> torch.Tensor:
+    """eta = clamp(lr * factor, 0, 1) as a 0-d tensor (no host sync)."""
+    if rescale == "gradient":
+        factor = d.norm() / torch.dist(w, v)
+    elif rescale == "fast_gradient":
+        factor = d.norm() / (0.5 * diameter)
+    elif rescale == "diameter":
+        factor = d.new_tensor(1.0 / diameter)
+    else:
+        factor = d.new_tensor(1.0)
+    # w == v with d == 0 gives 0/0: no step is needed; w == v alone gives inf: the step is moot
+    return (lr * factor).nan_to_num(nan=0.0, posinf=1.0).clamp(0.0, 1.0)

@@ -1,0 +1,150 @@
+"""A run and an experiment: identity, the training spec and its hash, and every path.
+
+A run is (arch, method label, seed). Its spec is everything its training reads; its hash covers
+exactly the settings that change the trained weights, so a change of anything else (evaluation
+batch size, threads, the one-shot or BNT settings, another method's parameters) never retrains
+it. The Snakemake rules and the CLI both ask :class:`Experiment` for paths, and every result
+carries its run's identity in its JSON, so nothing parses a file name.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+from . import registry
+from .config import Arch, Config, Method, Training
+
+# Dataset keys that say where data lives or whether to fetch it, not what it is.
+_DATASET_LOCATION_KEYS = ("root", "download")
+# Training keys that change speed or the evaluation curves, never the trained weights.
+_NOT_TRAINING_KEYS = ("threads", "eval_batch_size")
+
+
+@dataclass(frozen=True)
+class Run:
+    arch: str
+    method: str  # the method's label
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}-{self.method}-s{self.seed}"
+
+    def identity(self) -> dict:
+        return {"arch": self.arch, "method": self.method, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one training run reads."""
+
+    run: Run
+    dataset: dict
+    arch: Arch
+    method: Method
+    training: Training  # epochs already the method's own
+    prunable: str
+
+    def hashed(self) -> dict:
+        """The settings that change the trained weights (what :meth:`hash` covers)."""
+        training = {k: v for k, v in dataclasses.asdict(self.training).items() if k not in _NOT_TRAINING_KEYS}
+        method = {"name": self.method.name, "params": self.method.params}
+        settings = {
+            "dataset": {k: v for k, v in self.dataset.items() if k not in _DATASET_LOCATION_KEYS},
+            "arch": dataclasses.asdict(self.arch), "method": method, "seed": self.run.seed,
+            "training": training,
+        }
+        if getattr(registry.METHODS.get(self.method.name), "uses_prunable", True):
+            settings["prunable"] = self.prunable
+        return settings
+
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.hashed(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def as_dict(self) -> dict:
+        return {"run": self.run.identity(), "dataset": self.dataset, "arch": dataclasses.asdict(self.arch),
+                "method": dataclasses.asdict(self.method), "training": dataclasses.asdict(self.training),
+                "prunable": self.prunable, "hash": self.hash()}
+
+
+class Experiment:
+    """One config's runs and the paths of everything the DAG writes for it.
+
+    Path methods take plain strings as well as values, so the rules can pass wildcards
+    (``experiment.checkpoint("{arch}", "{method}", "{seed}")``).
+    """
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.name = cfg.experiment
+        self.results = f"results/{self.name}"
+
+    # --- runs ---------------------------------------------------------------------------------
+    def runs(self) -> list[Run]:
+        return [Run(a.name, m.label, s) for a in self.cfg.archs for m in self.cfg.methods for s in self.cfg.seeds]
+
+    def spec(self, run: Run) -> RunSpec:
+        method = self.cfg.method(run.method)
+        training = dataclasses.replace(self.cfg.training, epochs=method.epochs or self.cfg.training.epochs)
+        return RunSpec(run, self.cfg.dataset, self.cfg.arch(run.arch), method, training, self.cfg.prunable)
+
+    # --- paths --------------------------------------------------------------------------------
+    @property
+    def data(self) -> str:
+        return f"resources/data/{self.cfg.dataset['name']}.pt"
+
+    @property
+    def resolved_config(self) -> str:
+        return f"{self.results}/config.resolved.json"
+
+    @property
+    def summary(self) -> str:
+        return f"{self.results}/summary.csv"
+
+    def checkpoint(self, arch, method, seed) -> str:
+        return f"{self.results}/checkpoints/{arch}-{method}-s{seed}.pt"
+
+    def checkpoint_info(self, arch, method, seed) -> str:
+        return f"{self.results}/checkpoints/{arch}-{method}-s{seed}.json"
+
+    def resume_state(self, arch, method, seed) -> str:
+        """Outside the train rule's outputs: Snakemake deletes those when a job fails."""
+        return f"{self.results}/resume/{arch}-{method}-s{seed}.pt"
+
+    def oneshot_result(self, arch, method, seed, operator) -> str:
+        return f"{self.results}/oneshot/{arch}-{method}-s{seed}/{operator}.json"
+
+    def figure(self, arch, operator, ext) -> str:
+        return f"figures/{self.name}/accuracy_vs_sparsity_{arch}_{operator}.{ext}"
+
+    def table(self, arch, operator, kind) -> str:
+        return f"paper_tables/{self.name}/{arch}_{operator}_{kind}.tex"
+
+    def log(self, name: str) -> str:
+        return f"logs/{self.name}/{name}.log"
+
+    # --- what the DAG produces ----------------------------------------------------------------
+    def plotted_entries(self) -> list:
+        """One-shot entries whose level is a fraction removed (plotted against sparsity)."""
+        return [e for e in self.cfg.oneshot if registry.COMPRESSORS.get(e.operator).removes_fraction]
+
+    def table_kinds(self) -> tuple[str, ...]:
+        """Tables after BNT exist only when BNT trials are configured (the SFW papers use none)."""
+        return ("bnt", "nobnt") if self.cfg.bnt.trials > 0 else ("nobnt",)
+
+    def checkpoints(self) -> list[str]:
+        return [self.checkpoint(r.arch, r.method, r.seed) for r in self.runs()]
+
+    def oneshot_results(self) -> list[str]:
+        return [self.oneshot_result(r.arch, r.method, r.seed, e.operator)
+                for r in self.runs() for e in self.cfg.oneshot]
+
+    def figures(self) -> list[str]:
+        return [self.figure(a.name, e.operator, ext)
+                for a in self.cfg.archs for e in self.plotted_entries() for ext in ("pdf", "png")]
+
+    def tables(self) -> list[str]:
+        return [self.table(a.name, e.operator, kind)
+                for a in self.cfg.archs for e in self.cfg.oneshot for kind in self.table_kinds()]
