@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .artefacts import read_with
 from .models import build_model
 
 
@@ -24,7 +25,7 @@ def save_checkpoint(model: nn.Module, arch: dict, num_classes: int, in_channels:
 
 def load_checkpoint(path: str | Path) -> nn.Module:
     """Rebuild the model and load its weights (``weights_only`` loading: no code execution)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = read_with(path, "checkpoint", lambda p: torch.load(p, map_location="cpu", weights_only=True))
     arch = payload["arch"]
     model = build_model(arch["name"], payload["num_classes"], payload["in_channels"], arch.get("width"))
     model.load_state_dict(payload["model"])

@@ -11,13 +11,16 @@ import sys
 import time
 from pathlib import Path
 
+from .artefacts import ArtefactError, read_json
 from .config import ConfigError, load_config, validate_config
 from .runs import Experiment, Run
 
 
 def read_config(path: str):
     # The rules pass the resolved config (JSON written by common.smk); YAML works the same.
-    return validate_config(json.loads(Path(path).read_text())) if path.endswith(".json") else load_config(path)
+    if path.endswith(".json"):
+        return validate_config(read_json(path, "config"))
+    return load_config(path)
 
 
 def _run(args) -> Run:
@@ -124,4 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
+    except ArtefactError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
     return 0

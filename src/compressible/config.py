@@ -20,6 +20,7 @@ import jsonschema
 import yaml
 
 from . import registry
+from .optim.params import check_value
 
 
 class ConfigError(ValueError):
@@ -107,11 +108,23 @@ def schema() -> dict:
 
 def load_config(path: str | Path) -> Config:
     """Read, validate and complete the experiment config at ``path``."""
-    with open(path) as handle:
-        raw = yaml.safe_load(handle)
+    return validate_config(read_yaml(path))
+
+
+def read_yaml(path: str | Path) -> dict:
+    """The mapping in a YAML file; a missing file or a syntax error is one line naming it."""
+    try:
+        with open(path) as handle:
+            raw = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', None) or err}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the config must be a YAML mapping")
-    return validate_config(raw)
+    return raw
 
 
 def validate_config(raw: dict) -> Config:
@@ -174,6 +187,16 @@ def _check_names(cfg: dict) -> None:
     _unique([e["operator"] for e in cfg["oneshot"]], "oneshot (operators)")
     for i, entry in enumerate(cfg["oneshot"]):
         _check_oneshot(entry, f"oneshot.{i}")
+    _unique(cfg["seeds"], "seeds")
+    _check_schedule(cfg)
+
+
+def _check_schedule(cfg: dict) -> None:
+    training = cfg["training"]
+    shortest = min([m["epochs"] or training["epochs"] for m in cfg["methods"]])
+    if training["warmup_epochs"] >= shortest:
+        raise ConfigError(f"config key 'training.warmup_epochs': {training['warmup_epochs']} warm-up epochs "
+                          f"leave nothing of a {shortest}-epoch run; allowed: fewer than {shortest}")
 
 
 def method_params(builder) -> dict[str, Any]:
@@ -194,6 +217,25 @@ def _check_method(method: dict, key: str) -> None:
             f"config key '{key}.params': method {method['name']!r} has no parameter(s) "
             f"{sorted(unknown)}; allowed: {sorted(accepted)}"
         )
+    for name, value in sorted(method["params"].items()):
+        allowed = check_value(name, value)
+        if allowed:
+            raise ConfigError(f"config key '{key}.params.{name}': {value!r} not allowed; allowed: {allowed}")
+    _try_build(method, key)
+
+
+def _try_build(method: dict, key: str) -> None:
+    """Build the method once on a tiny model: the builder's own rules between parameters."""
+    import torch
+    from torch import nn
+
+    with torch.random.fork_rng(devices=[]):
+        model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(16, 2))
+        prunable = [("0.weight", model[0].weight), ("3.weight", model[3].weight)]
+        try:
+            registry.METHODS.get(method["name"])(model, prunable, seed=0, **method["params"])
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"config key '{key}.params': {err}") from None
 
 
 def _check_oneshot(entry: dict, key: str) -> None:

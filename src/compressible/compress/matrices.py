@@ -25,16 +25,18 @@ def matrix_shape(shape) -> tuple[int, int]:
     return (shape[0], math.prod(shape[1:])) if len(shape) >= 2 else (math.prod(shape), 1)
 
 
-def top_singular_triplets(matrix: torch.Tensor, k: int, iters: int = 24):
+def top_singular_triplets(matrix: torch.Tensor, k: int, tol: float = 1e-5, max_iters: int = 500):
     """Top-k singular triplets (U_k, S_k, Vh_k) without a full SVD.
 
     Subspace iteration with Rayleigh-Ritz on the Gram matrix of the smaller side (which squares
     the singular-value ratios that set the convergence rate), on a block of k + max(10, k)
     vectors; the only factorizations are of that block (QR) and of a block x block matrix.
-    Matrices with k over a quarter of their rank use one eigendecomposition of the Gram matrix
-    instead. The start block comes from a fixed-seed
-    generator so the LMO is deterministic. Numerically null directions (sigma <= 1e-6 sigma_1,
-    below the Gram matrix's float64 resolution) come back as zero triplets.
+    It stops when no top-k Ritz value (sigma^2) moves by more than ``tol`` relative to the
+    largest between two checks, or after ``max_iters`` products. Matrices with k over a quarter
+    of their rank use one eigendecomposition of the Gram matrix instead. The start block comes
+    from a fixed-seed generator so the LMO is deterministic. Numerically null directions
+    (sigma <= 1e-6 sigma_1, below the Gram matrix's float64 resolution) come back as zero
+    triplets.
     """
     wide = matrix.shape[0] <= matrix.shape[1]
     a = (matrix if wide else matrix.T).double()
@@ -44,7 +46,7 @@ def top_singular_triplets(matrix: torch.Tensor, k: int, iters: int = 24):
     if 4 * k >= rank or block == rank:
         evals, evecs = torch.linalg.eigh(gram)
     else:
-        evals, evecs = _subspace_iteration(gram, block, iters)
+        evals, evecs = _subspace_iteration(gram, block, k, tol, max_iters)
     u = evecs[:, -k:].flip(1)
     s = evals[-k:].flip(0).clamp_min(0).sqrt()
     keep = (s > 1e-6 * s[0]) & (s > TINY)
@@ -54,13 +56,23 @@ def top_singular_triplets(matrix: torch.Tensor, k: int, iters: int = 24):
     return (u, s, vh) if wide else (vh.T, s, u.T)
 
 
-def _subspace_iteration(gram: torch.Tensor, block: int, iters: int):
+CHECK_EVERY = 4  # products between two convergence checks (a check is one block x block eigh)
+
+
+def _subspace_iteration(gram: torch.Tensor, block: int, k: int, tol: float, max_iters: int):
     generator = torch.Generator(device=gram.device).manual_seed(0)
     start = torch.randn(gram.shape[0], block, generator=generator, dtype=gram.dtype, device=gram.device)
     basis = torch.linalg.qr(gram @ start).Q
-    for _ in range(iters):
+    previous = None
+    for step in range(1, max_iters + 1):
         basis = torch.linalg.qr(gram @ basis).Q
-    evals, small = torch.linalg.eigh(basis.T @ gram @ basis)  # Rayleigh-Ritz
+        if step % CHECK_EVERY and step < max_iters:
+            continue
+        evals, small = torch.linalg.eigh(basis.T @ gram @ basis)  # Rayleigh-Ritz
+        top = evals[-k:]
+        if previous is not None and float((top - previous).abs().max()) <= tol * float(top[-1]):
+            break
+        previous = top
     return evals, basis @ small
 
 

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Iterable
 
+from ..artefacts import read_with
+
 COLUMNS = [
     "experiment", "dataset", "arch", "method", "seed", "compressor", "level", "prunable",
     "bnt_trial", "bnt_seed", "accuracy", "loss", "dense_accuracy", "sparsity_prunable",
@@ -43,7 +45,8 @@ def _fmt(value) -> str:
 
 def aggregate(result_files: Iterable[str | Path], out_csv: str | Path) -> int:
     """Write the sorted tidy CSV (same inputs -> same bytes); returns the number of rows."""
-    rows = [r for f in sorted(map(str, result_files)) for r in rows_of(json.loads(Path(f).read_text()))]
+    rows = [r for f in sorted(map(str, result_files))
+            for r in read_with(f, "one-shot result", lambda p: rows_of(json.loads(p.read_text())))]
     rows.sort(key=lambda r: (r["arch"], r["method"], r["seed"], r["compressor"], str(r["level"]),
                              -1 if r["bnt_trial"] == "" else r["bnt_trial"]))
     out_csv = Path(out_csv)

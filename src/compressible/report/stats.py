@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..artefacts import read_with
+
 
 def load_summary(path) -> pd.DataFrame:
-    df = pd.read_csv(path, keep_default_na=False, dtype={"level": str, "bnt_trial": str})
+    df = read_with(path, "summary", lambda p: pd.read_csv(p, keep_default_na=False,
+                                                           dtype={"level": str, "bnt_trial": str}))
     df["level_value"] = pd.to_numeric(df["level"], errors="coerce")
     return df
 
