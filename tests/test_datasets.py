@@ -261,3 +261,114 @@ def test_overrides_apply_when_loading(tmp_path):
     assert splits.mean == (0.5, 0.5, 0.5) and splits.std == (0.25,) * 3 and splits.crop_padding == 8
     with pytest.raises(ValueError, match=r"dataset\.mean.*1 values for 3 image channels"):
         load_splits(tmp_path / "c.pt", {"name": "cifar10", "mean": [0.5], "std": [0.2]})
+
+
+# --- streamed image folders (ImageNet layout) ----------------------------------------------------
+
+def write_image_folder(root: Path, classes=("cat", "dog", "eel"), per_class=(4, 2), size=40) -> None:
+    """root/{train,val}/<class>/*.png, random RGB images (lossless, so pixels can be compared)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    for split, n in zip(("train", "val"), per_class):
+        for c in classes:
+            (root / split / c).mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / c / f"{c}_{i}.png")
+
+
+def folder_cfg(root: Path, **extra) -> dict:
+    return {"name": "imagefolder", "root": str(root), "image_size": 32, "workers": 0, **extra}
+
+
+def test_streamed_folder_prepares_an_index_not_the_images(tmp_path):
+    from compressible.data import StreamingSplits
+    from compressible.data.folders import eval_transform
+
+    write_image_folder(tmp_path / "images")
+    splits = build_splits(folder_cfg(tmp_path / "images"))
+    splits.save(tmp_path / "index.pt")
+    index = torch.load(tmp_path / "index.pt", weights_only=True)
+    assert (tmp_path / "index.pt").stat().st_size < 8_000  # 18 images of 40x40x3 would be 86 kB
+    listing = "".join(f"{s}\t{lab}\t{p}\n" for s in ("train", "test")
+                      for p, lab in zip(index[f"{s}_paths"].split("\n"), index[f"{s}_labels"].tolist()))
+    assert index["files_sha256"] == hashlib.sha256(listing.encode()).hexdigest()
+    loaded = load_splits(tmp_path / "index.pt", folder_cfg(tmp_path / "images"))
+    assert isinstance(loaded, StreamingSplits) and loaded.num_classes == 3 and loaded.input_shape == (3, 32, 32)
+    assert loaded.train_labels.tolist() == [0, 1, 2] * 4 and loaded.test_labels.tolist() == [0, 1, 2] * 2
+    from PIL import Image
+
+    x, y = next(iter(loaded.test_batches(4)))
+    assert x.shape == (4, 3, 32, 32) and y.tolist() == [0, 1, 2, 0]
+    first = Image.open(tmp_path / "images" / "val" / "cat" / "cat_0.png").convert("RGB")
+    assert torch.allclose(x[0], eval_transform(32, loaded.mean, loaded.std)(first))
+
+
+def test_streamed_normalization_is_estimated_from_training_images_or_given(tmp_path):
+    from compressible.data.folders import eval_transform
+
+    write_image_folder(tmp_path / "images")
+    splits = build_splits(folder_cfg(tmp_path / "images"))
+    from PIL import Image
+
+    crop = eval_transform(32, (0.0,) * 3, (1.0,) * 3)
+    stack = torch.stack([crop(Image.open(tmp_path / "images" / p).convert("RGB")) for p in splits.train_paths])
+    assert np.allclose(splits.mean, stack.mean((0, 2, 3)).numpy(), atol=1e-4)
+    assert np.allclose(splits.std, stack.std((0, 2, 3), unbiased=False).numpy(), atol=1e-4)
+    given = build_splits(folder_cfg(tmp_path / "images", mean=[0.5] * 3, std=[0.2] * 3))
+    assert given.mean == (0.5,) * 3 and given.std == (0.2,) * 3
+
+
+def test_streamed_batches_follow_the_generator_for_any_number_of_workers(tmp_path):
+    write_image_folder(tmp_path / "images")
+    splits = build_splits(folder_cfg(tmp_path / "images"))
+
+    def epoch(seed, workers):
+        splits.workers = workers
+        return list(splits.train_batches(4, torch.Generator().manual_seed(seed)))
+
+    same = epoch(3, 0)
+    assert len(same) == 3 and same[0][0].shape == (4, 3, 32, 32)
+    for (x1, y1), (x2, y2) in zip(same, epoch(3, 2)):
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert not torch.equal(same[0][0], epoch(4, 0)[0][0])
+    a = list(splits.calibration_batches(6, 4, 2, seed=7))
+    b = list(splits.calibration_batches(6, 4, 2, seed=7))
+    assert len(a) == 2 and a[0].shape == (4, 3, 32, 32) and all(torch.equal(p, q) for p, q in zip(a, b))
+    with pytest.raises(ValueError, match="exceeds"):
+        next(splits.calibration_batches(100, 4, 1, seed=0))
+
+
+def test_streamed_folder_errors(tmp_path):
+    write_image_folder(tmp_path / "images")
+    (tmp_path / "images" / "val" / "fox").mkdir()
+    with pytest.raises(ValueError, match="class folders differ"):
+        build_splits(folder_cfg(tmp_path / "images"))
+    with pytest.raises(FileNotFoundError, match=r"dataset\.root.*nowhere/train"):
+        (tmp_path / "nowhere").mkdir()
+        build_splits(folder_cfg(tmp_path / "nowhere"))
+
+
+def test_train_and_oneshot_run_on_a_streamed_folder(tmp_path):
+    """The training loop, evaluation and BNT consume the streamed splits unchanged."""
+    import json
+
+    from compressible.evaluate import oneshot_run
+    from compressible.train import train_run
+
+    write_image_folder(tmp_path / "images", per_class=(8, 2), size=20)
+    dataset = folder_cfg(tmp_path / "images", image_size=16)
+    build_splits(dataset).save(tmp_path / "index.pt")
+    training = {"epochs": 1, "batch_size": 8, "eval_batch_size": 6, "warmup_epochs": 0,
+                "schedule": "constant", "augment": True, "threads": 1}
+    spec = {"dataset": dataset, "arch": {"name": "resnet20_b", "width": 4}, "seed": 0, "training": training,
+            "method": {"label": "SGD", "name": "sgd", "params": {"lr": 0.05}}, "prunable": "weights"}
+    info = train_run(spec, tmp_path / "index.pt", tmp_path / "run.pt")
+    assert 0 <= info["final_test_accuracy"] <= 100
+    cfg = {"dataset": dataset, "training": training, "prunable": "weights",
+           "oneshot": [{"operator": "global_magnitude", "levels": [0.0, 0.5]}],
+           "bnt": {"trials": 1, "samples": 12, "batch_size": 4, "batches": 2, "momentum": None}}
+    oneshot_run(cfg, tmp_path / "run.pt", tmp_path / "index.pt", "global_magnitude", 0, tmp_path / "o.json")
+    levels = json.loads((tmp_path / "o.json").read_text())["levels"]
+    assert [lv["level"] for lv in levels] == [0.0, 0.5] and len(levels[1]["bnt_trials"]) == 1

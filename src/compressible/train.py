@@ -20,7 +20,7 @@ from .bn import frozen_bn_stats
 from .compress.prunable import prunable_parameters
 from .config import import_registries
 from .data import ImageSplits, load_splits, test_batches, train_batches
-from .models import build_model
+from .models import build_arch, build_model
 from .optim.schedules import lr_factor
 from .provenance import provenance, write_json_atomic
 from .registry import METHODS
@@ -41,8 +41,7 @@ def make_deterministic(seed: int, threads: int | None = None) -> None:
 
 
 def model_for(spec: dict, splits: ImageSplits) -> nn.Module:
-    arch = spec["arch"]
-    return build_model(arch["name"], splits.num_classes, splits.in_channels, arch.get("width"))
+    return build_arch(spec["arch"], splits.num_classes, splits.in_channels)  # width, pretrained weights
 
 
 @torch.no_grad()
