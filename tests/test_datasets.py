@@ -372,3 +372,19 @@ def test_train_and_oneshot_run_on_a_streamed_folder(tmp_path):
     oneshot_run(cfg, tmp_path / "run.pt", tmp_path / "index.pt", "global_magnitude", 0, tmp_path / "o.json")
     levels = json.loads((tmp_path / "o.json").read_text())["levels"]
     assert [lv["level"] for lv in levels] == [0.0, 0.5] and len(levels[1]["bnt_trials"]) == 1
+
+
+def test_schema_accepts_the_dataset_and_arch_keys_and_rejects_others():
+    from compressible.config import ConfigError, load_config, validate_config
+    import yaml
+
+    raw = yaml.safe_load(Path("configs/tiny.yaml").read_text())
+    raw["dataset"].update(mean=[0.5], std=[0.25], crop_padding=3)
+    raw["archs"][0]["pretrained"] = "weights.pt"
+    cfg = validate_config(raw)
+    assert cfg["dataset"]["mean"] == [0.5] and cfg["archs"][0]["pretrained"] == "weights.pt"
+    assert load_config("configs/default.yaml")["dataset"] == {"name": "mnist_embedded", "download": True}
+    for dataset, message in (({"name": "svhn"}, "unknown dataset 'svhn'.*cifar100.*tiny_imagenet"),
+                             ({"name": "cifar10", "resize": 4}, "dataset.*resize")):
+        with pytest.raises(ConfigError, match=message):
+            validate_config(dict(raw, dataset=dataset))
