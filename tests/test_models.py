@@ -46,7 +46,8 @@ def test_resnet20_option_a_and_b_parameter_counts_from_the_layer_shapes():
 
 def test_resnet20_b_projects_where_the_shape_changes_only():
     model = build_model("resnet20_b")
-    projections = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1)]
+    projections = [n for n, m in model.named_modules()
+                   if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1)]
     assert projections == ["layers.3.shortcut.0", "layers.6.shortcut.0"]
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 

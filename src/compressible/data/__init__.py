@@ -19,7 +19,9 @@ __all__ = ["ImageSplits", "StreamingSplits", "calibration_batches", "test_batche
 def build_splits(dataset_cfg: dict) -> ImageSplits | StreamingSplits:
     """Materialize the config's dataset (download if allowed and possible): the images of an
     in-memory dataset, the file index of a streamed one."""
-    return DATASETS.get(dataset_cfg["name"])(dataset_cfg)
+    builder = DATASETS.get(dataset_cfg["name"])
+    check_dataset_config(dataset_cfg)
+    return builder(dataset_cfg)
 
 
 def load_splits(path: str | Path, dataset_cfg: dict) -> ImageSplits | StreamingSplits:

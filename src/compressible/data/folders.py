@@ -124,7 +124,8 @@ def build_index(cfg: dict, size: int, mean=None, std=None) -> dict:
         "format": INDEX_FORMAT, "name": cfg["name"], "root": str(root), "classes": lists["classes"],
         "image_size": size, "mean": tuple(mean), "std": tuple(std), "files_sha256": list_digest(lists),
         **{f"{s}_paths": "\n".join(p for p, _ in lists[s]) for s in ("train", "test")},
-        **{f"{s}_labels": torch.tensor([label for _, label in lists[s]], dtype=torch.int64) for s in ("train", "test")},
+        **{f"{s}_labels": torch.tensor([label for _, label in lists[s]], dtype=torch.int64)
+           for s in ("train", "test")},
     }
 
 
@@ -185,8 +186,10 @@ class StreamingSplits:
     def test_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         yield from self._loader("test", [(i, None) for i in range(len(self.test_labels))], batch_size, False)
 
-    def calibration_batches(self, samples: int, batch_size: int, batches: int, seed: int) -> Iterator[torch.Tensor]:
-        """BNT (CrAM §3.3): ``batches`` augmented batches from ``samples`` training files fixed by ``seed``."""
+    def calibration_batches(self, samples: int, batch_size: int, batches: int,
+                            seed: int) -> Iterator[torch.Tensor]:
+        """BNT (CrAM §3.3): ``batches`` augmented batches from ``samples`` training files that
+        ``seed`` fixes, as :func:`compressible.data.batches.calibration_batches` in memory."""
         generator = torch.Generator().manual_seed(seed)
         n = len(self.train_labels)
         if samples > n:

@@ -34,8 +34,9 @@ def list_split(archive: zipfile.ZipFile, classes: list[str]) -> tuple[list[str],
     train = sorted(n for n in archive.namelist()
                    if n.startswith(f"{TOP}/train/") and n.endswith(".JPEG") and "/images/" in n)
     train_labels = [index[n.split("/")[2]] for n in train]
-    lines = archive.read(f"{TOP}/val/val_annotations.txt").decode().splitlines()
-    val = sorted((f"{TOP}/val/images/{f[0]}", index[f[1]]) for f in (l.split("\t") for l in lines if l))
+    annotations = archive.read(f"{TOP}/val/val_annotations.txt").decode().splitlines()
+    rows = [line.split("\t") for line in annotations if line]
+    val = sorted((f"{TOP}/val/images/{row[0]}", index[row[1]]) for row in rows)
     return train, [n for n, _ in val], train_labels, [c for _, c in val]
 
 
