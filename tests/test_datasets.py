@@ -166,6 +166,15 @@ def test_fashion_mnist_missing_without_download_names_the_key_and_folders(tmp_pa
         build_splits({"name": "fashion_mnist", "root": str(tmp_path), "download": False})
 
 
+def test_fashion_mnist_default_search_list_ends_at_the_debian_copy(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no resources/data/FashionMNIST/raw here
+    assert fashion_mnist.search_dirs({"name": "fashion_mnist"})[-1] == fashion_mnist.DEBIAN_DIR
+    if fashion_mnist.locate([fashion_mnist.DEBIAN_DIR], fashion_mnist.OFFICIAL) is None:
+        pytest.skip(f"{fashion_mnist.DEBIAN_DIR} missing (apt-get install dataset-fashion-mnist)")
+    splits = build_splits({"name": "fashion_mnist", "download": False})
+    assert splits.train_images.shape == (60_000, 1, 28, 28) and splits.test_images.shape == (10_000, 1, 28, 28)
+
+
 def test_fashion_mnist_real_files_from_the_debian_package():
     if fashion_mnist.locate([fashion_mnist.DEBIAN_DIR], fashion_mnist.OFFICIAL) is None:
         pytest.skip(f"{fashion_mnist.DEBIAN_DIR} missing (apt-get install dataset-fashion-mnist)")
@@ -348,6 +357,11 @@ def test_streamed_folder_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"dataset\.root.*nowhere/train"):
         (tmp_path / "nowhere").mkdir()
         build_splits(folder_cfg(tmp_path / "nowhere"))
+    (tmp_path / "flat" / "train" / "cat").mkdir(parents=True)
+    (tmp_path / "flat" / "val").mkdir()
+    (tmp_path / "flat" / "val" / "ILSVRC2012_val_00000001.JPEG").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"dataset\.root.*flat/val holds no class folders"):
+        build_splits(folder_cfg(tmp_path / "flat"))
 
 
 def test_train_and_oneshot_run_on_a_streamed_folder(tmp_path):

@@ -35,6 +35,9 @@ def dataset_root(cfg: dict) -> Path:
     for split in ("", "train", "val"):
         if not (root / split).is_dir():
             raise missing_root("dataset.root", root / split, "expected train/<class>/ and val/<class>/ folders")
+        if split and not any(p.is_dir() for p in (root / split).iterdir()):
+            raise FileNotFoundError(f"config key 'dataset.root': {root / split} holds no class folders "
+                                    "(ILSVRC-2012's val images must be sorted into <wnid>/ folders)")
     return root
 
 
