@@ -22,7 +22,7 @@ def verify_md5(path: str | Path, expected: str) -> None:
     found = md5(path)
     if found != expected:
         raise IntegrityError(f"{path}: md5 {found} is not the official {expected}; the file is "
-                             "damaged or not the official release (delete it and prepare again)")
+                             "damaged or not the official release (replace it with the official file)")
 
 
 def missing_root(key: str, path: Path, what: str) -> FileNotFoundError:

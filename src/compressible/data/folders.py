@@ -30,7 +30,8 @@ STATS_IMAGES = 2000  # images (evenly spaced over the training list) that estima
 def dataset_root(cfg: dict) -> Path:
     """``dataset.root`` with ``train/`` and ``val/`` class folders; never downloaded."""
     if "root" not in cfg:
-        raise missing_root("dataset.root", Path("<unset>"), f"{cfg['name']} is read from the folder given there")
+        raise ValueError(f"config key 'dataset.root': required for {cfg['name']!r}, the folder holding "
+                         "train/<class>/ and val/<class>/ (it is never downloaded)")
     root = Path(cfg["root"])
     for split in ("", "train", "val"):
         if not (root / split).is_dir():
