@@ -1,10 +1,9 @@
 """Datasets through their real loaders; seeded batches and calibration subsets."""
 from __future__ import annotations
 
-import pickle
-
-import numpy as np
 import pytest
+
+from compressible.data import save_prepared
 import torch
 
 from compressible.data import build_splits, calibration_batches, load_splits, train_batches
@@ -22,39 +21,9 @@ def test_embedded_mnist_split_is_balanced_disjoint_and_deterministic():
 
 
 def test_subset_prefix_stays_class_balanced(tmp_path):
-    build_splits({"name": "mnist_embedded"}).save(tmp_path / "mnist.pt")
+    save_prepared(build_splits({"name": "mnist_embedded"}), tmp_path / "mnist.pt")
     s = load_splits(tmp_path / "mnist.pt", {"name": "mnist_embedded", "train_subset": 50, "test_subset": 20})
     assert s.train_labels.bincount().tolist() == [5] * 10 and len(s.test_labels) == 20
-
-
-def write_cifar_batch(path, images: np.ndarray, labels: list[int], key: bytes) -> None:
-    """The CIFAR 'python version' on-disk format: a pickled dict of bytes keys."""
-    with open(path, "wb") as handle:
-        pickle.dump({b"data": images.reshape(len(labels), -1), key: labels}, handle)
-
-
-@pytest.mark.parametrize("name, folder, train_files, test_file, key, classes", [
-    ("cifar10", "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch", b"labels", 10),
-    ("cifar100", "cifar-100-python", ["train"], "test", b"fine_labels", 100),
-])
-def test_cifar_reader_on_files_in_the_real_format(tmp_path, name, folder, train_files, test_file, key, classes):
-    rng = np.random.default_rng(0)
-    (tmp_path / folder).mkdir()
-    written = []
-    for f in train_files + [test_file]:
-        images = rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
-        write_cifar_batch(tmp_path / folder / f, images, [1, 2, 3, 0], key)
-        written.append(images)
-    splits = build_splits({"name": name, "root": str(tmp_path), "download": False})
-    assert splits.train_images.shape == (4 * len(train_files), 3, 32, 32)
-    assert np.array_equal(splits.train_images[:4].numpy(), written[0])
-    assert np.array_equal(splits.test_images.numpy(), written[-1])
-    assert splits.num_classes == classes and splits.flip and splits.crop_padding == 4
-
-
-def test_missing_cifar_without_download_names_the_path(tmp_path):
-    with pytest.raises(FileNotFoundError, match="cifar-10-batches-py"):
-        build_splits({"name": "cifar10", "root": str(tmp_path), "download": False})
 
 
 def test_training_order_and_augmentation_follow_the_generator(splits):

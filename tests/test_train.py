@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from compressible.data import save_prepared
+
 from compressible.bn import frozen_bn_stats
 from compressible.checkpoint import load_checkpoint
 from compressible.config import Arch, Method, Training
@@ -22,7 +24,7 @@ SAM = Method("SAM", "sam", {"lr": 0.05, "rho": 0.05}, None)
 
 
 def train(tmp_path, splits, method, seed, name):
-    splits.save(tmp_path / "data.pt")
+    save_prepared(splits, tmp_path / "data.pt")
     info = train_run(spec(method, seed), tmp_path / "data.pt", tmp_path / f"{name}.pt")
     return load_checkpoint(tmp_path / f"{name}.pt").state_dict(), info
 

@@ -33,19 +33,12 @@ def cmd_check(args) -> None:
 
 
 def cmd_prepare(args) -> None:
-    from .data import build_splits
-    from .provenance import provenance, write_json_atomic
+    from .data import build_splits, save_prepared
+    from .provenance import provenance
 
     cfg, start = read_config(args.config), time.perf_counter()
     splits = build_splits(cfg.dataset)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial")
-    digest = splits.save(tmp)
-    tmp.replace(out)
-    info = provenance(cfg.dataset, None, time.perf_counter() - start, "cpu")
-    info.update(sha256=digest, train=len(splits.train_labels), test=len(splits.test_labels))
-    write_json_atomic(out.with_suffix(".json"), info)
+    save_prepared(splits, args.out, provenance(cfg.dataset, None, time.perf_counter() - start, "cpu"))
 
 
 def cmd_train(args) -> None:

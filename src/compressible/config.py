@@ -31,6 +31,7 @@ class ConfigError(ValueError):
 class Arch:
     name: str
     width: Optional[int]
+    pretrained: Optional[str]  # a local state-dict file loaded before training
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,32 @@ def _check_names(cfg: dict) -> None:
         _check_oneshot(entry, f"oneshot.{i}")
     _unique(cfg["seeds"], "seeds")
     _check_schedule(cfg)
+    _check_dataset(cfg)
+
+
+def _check_dataset(cfg: dict) -> None:
+    """Dataset keys, and batch and calibration sizes within the training split."""
+    from .data import check_dataset_config
+
+    dataset = cfg["dataset"]
+    try:
+        check_dataset_config(dataset)
+    except (ValueError, FileNotFoundError) as err:
+        raise ConfigError(str(err)) from None
+    size, subset = getattr(registry.DATASETS.get(dataset["name"]), "train_size", None), dataset.get("train_subset")
+    if size and subset and subset > size:
+        raise ConfigError(f"config key 'dataset.train_subset': {subset} images, but {dataset['name']} "
+                          f"has {size} training images; allowed: at most {size}")
+    train = subset or size
+    if not train:
+        return  # a folder dataset: its size is known once it is indexed
+    limits = [("training.batch_size", cfg["training"]["batch_size"])]
+    if cfg["bnt"]["trials"]:
+        limits += [("bnt.samples", cfg["bnt"]["samples"]), ("bnt.batch_size", cfg["bnt"]["batch_size"])]
+    for key, value in limits:
+        if value > train:
+            raise ConfigError(f"config key '{key}': {value} exceeds the {train} training images; "
+                              f"allowed: at most {train}")
 
 
 def _check_schedule(cfg: dict) -> None:

@@ -60,7 +60,7 @@ def oneshot_level(dense, splits: ImageSplits, operator: str, level, prunable: st
     model = copy.deepcopy(dense)
     model = COMPRESSORS.get(operator)(model, level, prunable_parameters(model, prunable))
     prunable_names = [n for n, _ in prunable_parameters(dense, prunable)]
-    input_shape = tuple(splits.test_images.shape[1:])  # (C, H, W)
+    input_shape = splits.input_shape  # (C, H, W), in-memory or streamed
     accuracy, loss = evaluate(model, splits, eval_batch)
     accounting = account(dense, model, prunable_names, input_shape)
     # compression-aware SFW, Fig. 1: how far compression moves the prunable weights

@@ -20,7 +20,7 @@ from .checkpoint import save_checkpoint
 from .compress.prunable import prunable_parameters
 from .data import ImageSplits, load_splits, train_batches
 from .evaluate import evaluate
-from .models import build_model
+from .models import build_arch
 from .optim.schedules import lr_factor
 from .provenance import provenance, write_json_atomic
 from .registry import METHODS
@@ -29,7 +29,8 @@ from .runtime import make_deterministic
 
 
 def model_for(spec: RunSpec, splits: ImageSplits) -> nn.Module:
-    return build_model(spec.arch.name, splits.num_classes, splits.in_channels, spec.arch.width)
+    """The run's architecture at its width, with its ``pretrained`` weights when given."""
+    return build_arch(dataclasses.asdict(spec.arch), splits.num_classes, splits.in_channels)
 
 
 def make_closure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer):
@@ -79,7 +80,9 @@ def train_run(spec: RunSpec, data_path: str | Path, checkpoint: str | Path) -> d
         accuracy, test_loss = evaluate(model, splits, training.eval_batch_size)
         curves.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
                        "test_accuracy": accuracy, "test_loss": test_loss})
-    save_checkpoint(model, dataclasses.asdict(spec.arch), splits.num_classes, splits.in_channels, checkpoint)
+    # the checkpoint rebuilds its model from name and width (the pretrained file is not needed)
+    arch = {"name": spec.arch.name, "width": spec.arch.width}
+    save_checkpoint(model, arch, splits.num_classes, splits.in_channels, checkpoint)
     info = provenance(spec.as_dict(), seed, time.perf_counter() - start, "cpu")
     info.update(run=spec.run.identity(), curves=curves, final_test_accuracy=curves[-1]["test_accuracy"])
     write_json_atomic(Path(checkpoint).with_suffix(".json"), info)

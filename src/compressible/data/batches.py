@@ -1,10 +1,15 @@
-"""Seeded batches: data order and augmentation come from one torch.Generator (determinism)."""
+"""Seeded batches: data order and augmentation come from one torch.Generator (determinism).
+
+The three entry points (``train_batches``, ``test_batches``, ``calibration_batches``) take either
+in-memory :class:`ImageSplits` or :class:`StreamingSplits`, whose own methods then serve them.
+"""
 from __future__ import annotations
 
 from typing import Iterator
 
 import torch
 
+from .folders import StreamingSplits
 from .splits import ImageSplits
 
 
@@ -41,6 +46,9 @@ def augment(images: torch.Tensor, splits: ImageSplits, generator: torch.Generato
 def train_batches(splits: ImageSplits, batch_size: int, generator: torch.Generator,
                   augmented: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch of shuffled training batches (the last, smaller batch is dropped, as usual)."""
+    if isinstance(splits, StreamingSplits):
+        yield from splits.train_batches(batch_size, generator, augmented)
+        return
     order = torch.randperm(len(splits.train_labels), generator=generator)
     for start in range(0, len(order) - batch_size + 1, batch_size):
         idx = order[start:start + batch_size]
@@ -50,6 +58,9 @@ def train_batches(splits: ImageSplits, batch_size: int, generator: torch.Generat
 
 
 def test_batches(splits: ImageSplits, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    if isinstance(splits, StreamingSplits):
+        yield from splits.test_batches(batch_size)
+        return
     for start in range(0, len(splits.test_labels), batch_size):
         yield (normalize(splits.test_images[start:start + batch_size], splits),
                splits.test_labels[start:start + batch_size])
@@ -60,6 +71,9 @@ def calibration_batches(splits: ImageSplits, samples: int, batch_size: int, batc
     """BNT calibration (CrAM §3.3, App. C.3): a random subset of ``samples`` training images,
     drawn once from ``seed``; ``batches`` batches of ``batch_size`` are sampled from it with
     training augmentation (the paper: 1000 samples, 100 batches of 128)."""
+    if isinstance(splits, StreamingSplits):
+        yield from splits.calibration_batches(samples, batch_size, batches, seed)
+        return
     generator = torch.Generator().manual_seed(seed)
     n = len(splits.train_labels)
     if samples > n:

@@ -1,8 +1,9 @@
 """In-memory image splits: uint8 tensors plus what is needed to normalize and augment them.
 
-Every dataset here fits in memory as uint8 (CIFAR-10 is 150 MB), so batches are sliced from
-tensors and augmented in a batch, as in cifar10-airbench: no data-loader bottleneck and a data
-order fully determined by one torch.Generator.
+Every in-memory dataset fits as uint8 (CIFAR-10 is 150 MB, Tiny-ImageNet 1.35 GB), so batches
+are sliced from tensors and augmented in a batch, as in cifar10-airbench: no data-loader
+bottleneck and a data order fully determined by one torch.Generator. ImageNet-sized folders stream instead
+(:mod:`compressible.data.folders`).
 """
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ class ImageSplits:
     def in_channels(self) -> int:
         return self.train_images.shape[1]
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one test image, as the model sees it."""
+        return tuple(self.test_images.shape[1:])
+
     def subset(self, train: int | None, test: int | None) -> "ImageSplits":
         """The first ``train`` / ``test`` images (None keeps all)."""
         fields = asdict(self)
@@ -54,3 +60,14 @@ def sha256(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def interleave_classes(labels: list[int] | torch.Tensor) -> torch.Tensor:
+    """An order that takes the classes in turn (each class's items keep their order), so that a
+    prefix of any length is as class-balanced as the counts allow."""
+    labels = torch.as_tensor(labels)
+    rank = torch.empty_like(labels)
+    for c in labels.unique():
+        where = torch.nonzero(labels == c).squeeze(1)
+        rank[where] = torch.arange(len(where))
+    return torch.argsort(rank * (int(labels.max()) + 1) + labels, stable=True)

@@ -1,15 +1,19 @@
-"""Architectures by name: ``build_model("resnet20", num_classes=10)``."""
+"""Architectures by name: ``build_model("resnet20", num_classes=10)``; ``build_arch`` for a
+config's ``archs`` entry (width and pretrained weights)."""
 from __future__ import annotations
 
 from torch import nn
 
 from ..registry import MODELS
 from . import resnet18_cifar, resnet_cifar, vgg_wrn  # noqa: F401  (registration)
+from .pretrained import PretrainedMismatch, load_pretrained
+
+__all__ = ["PretrainedMismatch", "build_arch", "build_model", "load_pretrained"]
 
 
 @MODELS.register("resnet50")
 def resnet50(num_classes: int = 1000, in_channels: int = 3, width: int = 64) -> nn.Module:
-    """torchvision's ImageNet ResNet-50 (random init; weights come from our own checkpoints)."""
+    """torchvision's ImageNet ResNet-50 (random init, or ``pretrained:`` torchvision weights)."""
     from torchvision.models import resnet50 as tv_resnet50
 
     if in_channels != 3 or width != 64:
@@ -22,3 +26,11 @@ def build_model(name: str, num_classes: int = 10, in_channels: int = 3, width: i
     builder = MODELS.get(name)
     kwargs = {} if width is None else {"width": width}
     return builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+def build_arch(arch: dict, num_classes: int, in_channels: int) -> nn.Module:
+    """The model of a config's ``archs`` entry: ``name``, ``width``, optional ``pretrained`` file."""
+    model = build_model(arch["name"], num_classes, in_channels, arch.get("width"))
+    if arch.get("pretrained"):
+        load_pretrained(model, arch["pretrained"], arch["name"])
+    return model
