@@ -186,3 +186,15 @@ def test_constructor_validates_arguments():
         CONSTRAINTS.get("k_sparse")((3,), radius=1.0, k=4)
     with pytest.raises(ValueError):
         CONSTRAINTS.get("l2")((3,), radius=1.0, k=2)
+
+
+def test_top_singular_triplets_converge_on_the_benchmark_size():
+    """ResNet-18's largest conv seen as 512 x 4608, k = 5 % of the rank (benchmarks/bench_sfw.py):
+    the spectral-k-support LMO value is within 1e-6 of the exact -||sigma_1..k||_2."""
+    gradient = torch.randn(512, 4608, generator=torch.Generator().manual_seed(0))
+    k = 25
+    u, s, vh = top_singular_triplets(gradient, k)
+    exact = torch.linalg.svdvals(gradient.double())[:k].norm()
+    v = -(u.double() * s.double()) @ vh.double() / s.double().norm()  # the LMO at radius 1
+    gap = float((exact + (gradient.double() * v).sum()) / exact)
+    assert 0 <= gap <= 1e-6

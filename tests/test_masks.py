@@ -90,3 +90,25 @@ def test_kth_smallest_falls_back_when_the_sample_misleads():
     flat = torch.arange(300_000, dtype=torch.float32)
     flat[:: 300_000 // (1 << 16)] = -1.0  # the strided sample sees only these
     assert masks.kth_smallest(flat, 200_000) == torch.kthvalue(flat, 200_000).values
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("seed", range(12))
+def test_topk_mask_is_exact_in_every_dtype_with_ties(dtype, seed):
+    """Exactly k entries, every kept score >= every pruned one, ties kept by position; float64
+    scores that differ below float32 resolution must not merge (they did with a float32 copy)."""
+    gen = torch.Generator().manual_seed(seed)
+    n = 257 + 31 * seed
+    scores = torch.randn(n, generator=gen, dtype=torch.float64).abs()
+    scores[:: 5] = 0.5  # heavy ties
+    if dtype == torch.float64:
+        scores[1::7] = 0.5 + torch.arange(len(scores[1::7]), dtype=torch.float64) * 1e-12
+    scores = scores.to(dtype)
+    for k in (1, n // 3, n // 2, n - 1):
+        mask = masks.topk_mask(scores, k)
+        assert int(mask.sum()) == k
+        assert scores[mask].min() >= scores[~mask].max()
+        threshold = scores[~mask].max()
+        tied = torch.nonzero(scores == threshold).squeeze(1)
+        kept_tied = tied[mask[tied]]
+        assert torch.equal(kept_tied, tied[: len(kept_tied)])  # the first ties by position

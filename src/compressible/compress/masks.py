@@ -52,7 +52,8 @@ def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
         return torch.ones_like(scores, dtype=torch.bool)
     if k <= 0:
         return torch.zeros_like(scores, dtype=torch.bool)
-    threshold = kth_smallest(flat.float(), n - k)  # (n-k)-th smallest is pruned
+    # in the scores' own dtype: a float32 copy of float64 scores merges neighbours (k ± 1 kept)
+    threshold = kth_smallest(flat, n - k)  # (n-k)-th smallest is pruned
     mask = flat > threshold
     missing = k - int(torch.count_nonzero(mask))
     if missing > 0:  # ties at the threshold: keep the first `missing` of them
