@@ -7,12 +7,12 @@ from torch import nn
 
 from compressible.compress.lowrank import LowRank
 from compressible.compress.prunable import conv_bn_pairs, prunable_parameters
-from compressible.registry import COMPRESSORS
+from compressible.registry import COMPRESSORS, PRUNABLE_SETS
 
 LEVELS = {"global_magnitude": 0.8, "uniform_magnitude": 0.5, "nm": "2:4", "filters": 0.5,
-          "filters_global": 0.5, "lowrank": 0.5, "lowrank_energy": 0.9, "quantize": 4}
+          "filters_global": 0.5, "filters_weights_only": 0.5, "lowrank": 0.5, "lowrank_energy": 0.9, "quantize": 4}
 BAD = {"global_magnitude": 1.0, "uniform_magnitude": -0.1, "nm": 124, "filters": "half",
-       "filters_global": True, "lowrank": 1.0, "lowrank_energy": 0.0, "quantize": 4.5}
+       "filters_global": True, "filters_weights_only": 1.5, "lowrank": 1.0, "lowrank_energy": 0.0, "quantize": 4.5}
 
 
 class Block(nn.Module):
@@ -166,8 +166,29 @@ def test_quantize_model_distinct_values_per_channel():
         assert max(row.unique().numel() for row in p.reshape(p.shape[0], -1)) <= 2 ** 4
 
 
-@pytest.mark.parametrize("policy", ["weights", "weights_inner", "weights_no_first", "weights_no_last",
-                                    "non_bn", "all"])
+PRUNABLE = ["weights", "weights_inner", "weights_no_first", "weights_no_last", "conv_weights", "non_bn", "all"]
+
+
+def test_every_prunable_set_is_swept():
+    assert set(PRUNABLE) == set(PRUNABLE_SETS.names())
+
+
+def test_conv_weights_hold_every_conv_and_no_linear():
+    net = small_net()
+    names = [n for n, _ in prunable_parameters(net, "conv_weights")]
+    assert names == ["0.weight", "3.conv1.weight", "3.conv2.weight", "4.weight"]
+
+
+def test_filters_weights_only_leaves_bias_and_bn_alone():
+    net, reference = small_net(), small_net()
+    COMPRESSORS.get("filters_weights_only")(net, 0.5, prunable_parameters(net, "weights"))
+    dead = (net[4].weight.flatten(1) == 0).all(1)
+    assert int(dead.sum()) == 8
+    assert torch.equal(net[5].weight, reference[5].weight) and torch.equal(net[5].bias, reference[5].bias)
+    assert torch.equal(net[0].bias, reference[0].bias)
+
+
+@pytest.mark.parametrize("policy", PRUNABLE)
 @pytest.mark.parametrize("name", sorted(LEVELS))
 def test_every_operator_runs_on_every_prunable_set(name, policy):
     net = small_net()

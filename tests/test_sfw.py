@@ -253,3 +253,21 @@ def test_nuclear_prox_is_sgd_then_prox_on_regularized_groups_only():
     assert torch.allclose(model[0].weight, expected, atol=1e-6)
     assert torch.equal(model[4].weight, reference[4].weight)  # linear weight: plain SGD
     assert isinstance(opt, NuclearProxSGD) and opt.param_groups[1]["nuclear"] == 0.0
+
+
+def test_init_norms_keyed_by_shape_collide_as_in_the_sfw_pruning_code():
+    """BN weight (ones: sqrt(4) = 2) and BN bias (zeros -> 1) and the classifier bias all have
+    shape (4,): keyed by shape, every one of them takes the last layer's value in module order
+    (the classifier bias); keyed by parameter, each keeps its own."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 4))
+    own = expected_init_norms(model, samples=50, seed=1)
+    shared = expected_init_norms(model, samples=50, seed=1, key="shape")
+    assert own["1.weight"] == pytest.approx(2.0) and own["1.bias"] == 1.0
+    assert shared["1.weight"] == shared["1.bias"] == shared["3.bias"] == own["3.bias"]
+    assert own["3.bias"] < 1.0  # U(-1/2, 1/2) entries: E||b|| < 1
+    assert shared["0.weight"] == own["0.weight"] and shared["3.weight"] == own["3.weight"]
+    opt = build_sfw(model, [], seed=1, constraint="k_sparse", k="50%", tau=2.0, init_samples=50,
+                    init_norm_key="shape")
+    bn_weight = next(g for g in opt.param_groups if g["name"] == "1.weight")["constraint"]
+    assert bn_weight.diameter == pytest.approx(2 * 2.0 * own["3.bias"])

@@ -1,6 +1,9 @@
 """Training runs: determinism on CPU, learning on separable data, BN handling of the closure."""
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 
 from compressible.data import save_prepared
@@ -14,8 +17,9 @@ from compressible.train import make_closure, train_run
 
 def spec(method: Method, seed: int = 0, epochs: int = 2) -> RunSpec:
     training = Training(epochs=epochs, batch_size=32, eval_batch_size=64, warmup_epochs=0,
-                        schedule="cosine", milestones=[0.5, 0.75], augment=True, threads=1)
-    return RunSpec(Run("resnet20", method.label, seed), {"name": "synthetic"}, Arch("resnet20", 4),
+                        schedule="cosine", schedule_unit="step", milestones=[0.5, 0.75], augment=True,
+                        threads=1)
+    return RunSpec(Run("resnet20", method.label, seed), {"name": "synthetic"}, Arch("resnet20", 4, None),
                    method, training, "weights")
 
 
@@ -61,3 +65,30 @@ def test_closure_leaves_bn_statistics_alone_when_asked(splits):
     with frozen_bn_stats(model):
         pass
     assert all(m.track_running_stats for m in model.modules() if hasattr(m, "track_running_stats"))
+
+
+def test_epoch_unit_holds_the_factor_within_an_epoch_like_the_cram_authors_cosine():
+    from compressible.optim.schedules import lr_factor
+
+    spe, epochs, warmup = 10, 20, 5
+    factor = lr_factor("cosine", spe * epochs, warmup * spe, steps_per_epoch=spe, per_epoch=True)
+    for e in range(epochs):
+        values = {factor(e * spe + i) for i in range(spe)}
+        assert len(values) == 1
+        expected = (e + 1) / warmup if e < warmup else 0.5 * (1 + math.cos(math.pi * (e - warmup) / (epochs - warmup)))
+        assert values.pop() == pytest.approx(expected)
+
+
+def test_sfw_dynamic_schedule_follows_the_sfw_pruning_script():
+    from compressible.optim.schedules import sfw_dynamic
+
+    epochs = 180
+    flat = [1.0] * 179
+    assert sfw_dynamic(59, epochs, flat) == 1.0 and sfw_dynamic(60, epochs, flat) == pytest.approx(0.1)
+    assert sfw_dynamic(120, epochs, flat) == pytest.approx(0.01)
+    rising = [float(e) for e in range(179)]  # the recent 5 epochs average more than the last 10
+    assert sfw_dynamic(25, epochs, rising) == pytest.approx(0.7)
+    assert sfw_dynamic(30, epochs, rising) == pytest.approx(0.7 ** 2)
+    falling = [-float(e) for e in range(179)]
+    assert sfw_dynamic(25, epochs, falling) == pytest.approx(1.06)
+    assert sfw_dynamic(20, epochs, rising) == 1.0  # only from epoch 21 on

@@ -49,6 +49,7 @@ class Training:
     eval_batch_size: int
     warmup_epochs: float
     schedule: str
+    schedule_unit: str  # the factor moves every step, or once per epoch
     milestones: list
     augment: bool
     threads: int

@@ -53,10 +53,12 @@ def build_optimizer(spec: RunSpec, model: nn.Module) -> torch.optim.Optimizer:
     return METHODS.get(spec.method.name)(model, prunable, seed=spec.run.seed, **spec.method.params)
 
 
-def build_scheduler(spec: RunSpec, optimizer, steps_per_epoch: int):
+def build_scheduler(spec: RunSpec, optimizer, steps_per_epoch: int, epoch_losses: list[float]):
+    """LambdaLR over optimizer steps; ``epoch_losses`` (appended by the loop) feeds schedules
+    that adapt to the training loss (SFW-pruning's)."""
     t = spec.training
     factor = lr_factor(t.schedule, steps_per_epoch * t.epochs, round(t.warmup_epochs * steps_per_epoch),
-                       t.milestones)
+                       t.milestones, steps_per_epoch, t.schedule_unit == "epoch", epoch_losses)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
@@ -68,7 +70,8 @@ def train_run(spec: RunSpec, data_path: str | Path, checkpoint: str | Path) -> d
     splits = load_splits(data_path, spec.dataset)
     model = model_for(spec, splits)
     optimizer = build_optimizer(spec, model)
-    scheduler = build_scheduler(spec, optimizer, len(splits.train_labels) // training.batch_size)
+    epoch_losses: list[float] = []
+    scheduler = build_scheduler(spec, optimizer, len(splits.train_labels) // training.batch_size, epoch_losses)
     data_order = torch.Generator().manual_seed(seed)
     curves = []
     for epoch in range(training.epochs):
@@ -77,8 +80,9 @@ def train_run(spec: RunSpec, data_path: str | Path, checkpoint: str | Path) -> d
         for x, y in train_batches(splits, training.batch_size, data_order, training.augment):
             losses.append(optimizer.step(make_closure(model, x, y, optimizer)).item())
             scheduler.step()
+        epoch_losses.append(float(np.mean(losses)))
         accuracy, test_loss = evaluate(model, splits, training.eval_batch_size)
-        curves.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
+        curves.append({"epoch": epoch + 1, "train_loss": epoch_losses[-1],
                        "test_accuracy": accuracy, "test_loss": test_loss})
     # the checkpoint rebuilds its model from name and width (the pretrained file is not needed)
     arch = {"name": spec.arch.name, "width": spec.arch.width}

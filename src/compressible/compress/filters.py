@@ -4,7 +4,9 @@ Acts on the conv weights of the prunable set (Linear rows would be output classe
 ``filters``: the same fraction in every conv (compression-aware SFW's evaluation);
 ``filters_global``: one threshold on size-normalized filter norms across convs. A pruned filter
 contributes nothing: its bias entry and the affine parameters of the BatchNorm fed directly by
-the conv are zeroed too, so the channel is exactly 0 after BN. Level: fraction of filters.
+the conv are zeroed too, so the channel is exactly 0 after BN. ``filters_weights_only`` zeroes
+the filters alone and leaves bias and BN as they are, as the compression-aware SFW authors'
+evaluation does (the pruned channel then carries the BN shift β). Level: fraction of filters.
 """
 from __future__ import annotations
 
@@ -20,8 +22,8 @@ class Filters(Compressor):
     level_kind = "filter fraction"
     allowed = "a fraction of filters in [0, 1), e.g. 0.5"
 
-    def __init__(self, name: str, scope: str, p: float = 1.0):
-        self.name, self.scope, self.p = name, scope, p
+    def __init__(self, name: str, scope: str, p: float = 1.0, zero_followers: bool = True):
+        self.name, self.scope, self.p, self.zero_followers = name, scope, p, zero_followers
 
     def check(self, level: object) -> float:
         return fraction(level, self.allowed)
@@ -38,6 +40,8 @@ class Filters(Compressor):
         norms, modules = conv_bn_pairs(model), dict(model.named_modules())
         for (name, weight), keep in zip(convs, rows):
             weight.masked_fill_(~masks.expand_rows(keep, weight), 0.0)
+            if not self.zero_followers:
+                continue
             followers = [getattr(modules.get(name), "bias", None)]
             if name in norms:
                 followers += [norms[name].weight, norms[name].bias]
@@ -48,3 +52,4 @@ class Filters(Compressor):
 
 register(Filters("filters", "layer"))
 register(Filters("filters_global", "global"))
+register(Filters("filters_weights_only", "layer", zero_followers=False))

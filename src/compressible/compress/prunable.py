@@ -44,6 +44,12 @@ def conv_linear_weights_but_last(model: nn.Module) -> list[tuple[str, nn.Paramet
     return conv_linear_weights(model)[:-1]
 
 
+@PRUNABLE_SETS.register("conv_weights")
+def conv_weights(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """Every conv weight, no linear layer (compression-aware SFW factorizes convolutions only)."""
+    return [(f"{name}.weight", m.weight) for name, m in weighted_layers(model) if isinstance(m, nn.Conv2d)]
+
+
 @PRUNABLE_SETS.register("non_bn")
 def non_norm_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """Every parameter outside normalization layers (compression-aware SFW's global L1)."""
@@ -57,7 +63,7 @@ def all_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return list(model.named_parameters())
 
 
-def prunable_parameters(model: nn.Module, policy: str = "weights") -> list[tuple[str, nn.Parameter]]:
+def prunable_parameters(model: nn.Module, policy: str) -> list[tuple[str, nn.Parameter]]:
     """The (name, parameter) pairs of ``model`` in the prunable set ``policy``."""
     return PRUNABLE_SETS.get(policy)(model)
 

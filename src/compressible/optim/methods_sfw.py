@@ -20,6 +20,7 @@ from .sfw import SFW
 
 RADIUS_MODES = ("radius", "diameter", "initialization")
 CONSTRAIN = ("all", "structured_conv_l2_rest")
+INIT_NORM_KEYS = ("parameter", "shape")
 
 
 def resolve_k(k: int | str, k_min: int, n: int) -> int:
@@ -47,13 +48,15 @@ def k_count(k: int | str, n: int) -> int:
 
 
 @torch.no_grad()
-def expected_init_norms(model: nn.Module, samples: int, seed: int) -> dict[str, float]:
+def expected_init_norms(model: nn.Module, samples: int, seed: int, key: str = "parameter") -> dict[str, float]:
     """E||W0||_2 per parameter name, from ``samples`` fresh default initializations of its layer.
 
-    Keyed by parameter (not by shape: BN weight and bias share a shape but not an init). The
-    global RNG is forked, so training randomness is unchanged. A zero expectation (BN bias)
-    becomes 1, as in the authors' code; a parameter of a layer without ``reset_parameters``
-    gets its current norm.
+    ``key="parameter"``: each parameter its own (BN weight and bias share a shape but not an
+    init). ``key="shape"``: the SFW-pruning authors' behaviour behind their published numbers:
+    one value per tensor shape, the last layer's in module order winning, so a BN weight takes
+    its bias's 1.0 (and any tensor shares with every other of its shape). The global RNG is
+    forked, so training randomness is unchanged. A zero expectation (BN bias) becomes 1, as in
+    the authors' code; a parameter of a layer without ``reset_parameters`` gets its current norm.
     """
     norms = {}
     with torch.random.fork_rng(devices=[]):
@@ -64,7 +67,12 @@ def expected_init_norms(model: nn.Module, samples: int, seed: int) -> dict[str, 
                 norms.update(_layer_init_norms(module, prefix, own, samples))
     for name, p in model.named_parameters():
         norms.setdefault(name, float(p.norm()))
-    return {name: value if value > 0 else 1.0 for name, value in norms.items()}
+    norms = {name: value if value > 0 else 1.0 for name, value in norms.items()}
+    if key == "shape":
+        shapes = dict(model.named_parameters())
+        by_shape = {tuple(shapes[name].shape): value for name, value in norms.items()}  # last wins
+        norms = {name: by_shape[tuple(p.shape)] for name, p in shapes.items()}
+    return norms
 
 
 def _layer_init_norms(module: nn.Module, prefix: str, own: dict, samples: int) -> dict[str, float]:
@@ -98,14 +106,18 @@ def _size(name: str, shape, *, k, k_min, radius_mode, radius, diameter, tau, ini
 
 def sfw_param_groups(model: nn.Module, *, constraint: str, constrain: str, k, k_min: int,
                      radius_mode: str, radius: float, diameter: float, tau: float, seed: int,
-                     init_samples: int) -> list[dict]:
+                     init_samples: int, init_norm_key: str = "parameter") -> list[dict]:
     """One param group per tensor, each with its own constraint."""
     if constrain not in CONSTRAIN:
         raise ValueError(f"constrain must be one of {CONSTRAIN}, got {constrain!r}")
     if radius_mode not in RADIUS_MODES:
         raise ValueError(f"radius_mode must be one of {RADIUS_MODES}, got {radius_mode!r}")
     CONSTRAINTS.get(constraint)  # fail early with the allowed names
-    norms = expected_init_norms(model, init_samples, seed) if radius_mode == "initialization" else {}
+    if init_norm_key not in INIT_NORM_KEYS:
+        raise ValueError(f"init_norm_key must be one of {INIT_NORM_KEYS}, got {init_norm_key!r}")
+    norms = {}
+    if radius_mode == "initialization":
+        norms = expected_init_norms(model, init_samples, seed, init_norm_key)
     groups = []
     for prefix, module in model.named_modules():
         for pname, p in module.named_parameters(recurse=False):
@@ -141,7 +153,8 @@ def build_sfw(model: nn.Module, prunable: list, *, seed: int, lr: float = 0.1, m
               diameter: float = 1.0, rescale: str = "gradient", momentum_style: str = "exponential",
               constrain: str = "all", delay_k_steps: int = 0, delay_k_epochs: int = 0,
               steps_per_epoch: int = 0, init: str = "default", init_iterations: int = 390,
-              init_lr: float = 1e-3, init_min_scale: float = 0.01, init_samples: int = 100) -> SFW:
+              init_lr: float = 1e-3, init_min_scale: float = 0.01, init_samples: int = 100,
+              init_norm_key: str = "parameter") -> SFW:
     """Stochastic Frank-Wolfe over every parameter of ``model`` (``prunable`` is not needed:
     the papers constrain all tensors; compression is chosen after training).
 
@@ -155,7 +168,7 @@ def build_sfw(model: nn.Module, prunable: list, *, seed: int, lr: float = 0.1, m
         raise ValueError(f"init must be 'default' or 'sfw_init', got {init!r}")
     groups = sfw_param_groups(model, constraint=constraint, constrain=constrain, k=k, k_min=k_min,
                               radius_mode=radius_mode, radius=radius, diameter=diameter, tau=tau,
-                              seed=seed, init_samples=init_samples)
+                              seed=seed, init_samples=init_samples, init_norm_key=init_norm_key)
     shift_inside(groups)
     return SFW(groups, lr=lr, momentum=momentum, momentum_style=momentum_style, rescale=rescale,
                delay_k_steps=_delay_steps(delay_k_steps, delay_k_epochs, steps_per_epoch),

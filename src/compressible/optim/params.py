@@ -11,7 +11,7 @@ import numbers
 from typing import Any, Callable, Optional
 
 from ..registry import COMPRESSORS, CONSTRAINTS
-from .methods_sfw import CONSTRAIN, RADIUS_MODES, k_count
+from .methods_sfw import CONSTRAIN, INIT_NORM_KEYS, RADIUS_MODES, k_count
 from .sfw import MOMENTUM_STYLES
 from .step_size import RESCALES
 
@@ -101,7 +101,7 @@ RULES: dict[str, Rule] = {
     "diameter": positive, "rescale": one_of(*RESCALES), "momentum_style": one_of(*MOMENTUM_STYLES),
     "delay_k_steps": count(0), "delay_k_epochs": count(0), "steps_per_epoch": count(0),
     "init": one_of("default", "sfw_init"), "init_iterations": count(1), "init_lr": positive,
-    "init_min_scale": positive, "init_samples": count(1),
+    "init_min_scale": positive, "init_samples": count(1), "init_norm_key": one_of(*INIT_NORM_KEYS),
     "nuclear": non_negative, "layers": one_of("conv", "conv_linear"),
 }
 
