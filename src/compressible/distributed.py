@@ -99,9 +99,3 @@ def barrier(processes: Processes) -> None:
     if processes.distributed:
         dist.barrier()
 
-
-def launcher(gpus_per_run: int) -> str:
-    """How the train rule starts one run: plain Python, or torchrun with one process per GPU."""
-    if gpus_per_run == 1:
-        return "python -m compressible"
-    return f"torchrun --standalone --nproc_per_node={gpus_per_run} -m compressible"
