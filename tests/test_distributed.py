@@ -141,3 +141,20 @@ def test_torchrun_trains_one_run_and_only_process_0_writes(tmp_path):
     assert done.stdout.count("test accuracy") == 1  # printed by process 0 alone
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["run.json", "run.pt"]
     assert not (tmp_path / "resume" / "run.pt").exists()
+
+
+def test_process_count_enters_the_run_hash_only_when_above_one():
+    from compressible.config import validate_config
+    from compressible.runs import Experiment, Run
+
+    def spec(**training):
+        raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml").read_text())
+        raw["training"].update(training)
+        return Experiment(validate_config(raw)).spec(Run("resnet20", "SGD", 0))
+
+    single = spec()
+    assert "gpus_per_run" not in single.hashed()["training"] and "sync_bn" not in single.hashed()["training"]
+    assert spec(sync_bn=True).hash() == single.hash()  # no effect with one process
+    two = spec(gpus_per_run=2)
+    assert two.hash() != single.hash() and two.hashed()["training"]["gpus_per_run"] == 2
+    assert spec(gpus_per_run=2, sync_bn=True).hash() != two.hash()
