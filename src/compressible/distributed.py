@@ -62,6 +62,8 @@ def teardown(processes: Processes) -> None:
 def prepare_model(model: nn.Module, processes: Processes, sync_bn: bool) -> nn.Module:
     """The module to train on this process's device (SyncBatchNorm if asked); call before the
     optimizer is built, so it holds the parameters that training updates."""
+    if processes.distributed and sync_bn and processes.device.type != "cuda":
+        raise ConfigError("training.sync_bn needs CUDA (torch's SyncBatchNorm); on CPU set it to false")
     model = model.to(processes.device)
     if processes.distributed and sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)

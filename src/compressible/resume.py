@@ -9,6 +9,7 @@ run's hash and the code's version: a state of another run or other code is never
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import random
@@ -33,8 +34,9 @@ class Position:
     losses: list = field(default_factory=list)  # train losses of the steps done in this epoch
 
 
+@functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """Digest of the package's source: any code change invalidates a saved state."""
+    """Digest of the package's source when this process started: a change invalidates a state."""
     digest = hashlib.sha256()
     for path in sorted(_PACKAGE.rglob("*")):
         if path.suffix in (".py", ".yaml", ".j2") and "__pycache__" not in path.parts:
@@ -79,14 +81,14 @@ def save_state(path: str | Path, run_hash: str, parts: dict, position: Position,
 
 def load_state(path: str | Path, run_hash: str) -> dict | None:
     """The saved state if it belongs to this run and this code; otherwise None, saying why."""
-    path = Path(path)
+    path, version = Path(path), code_version()  # fixed now: the code this process runs
     if not path.exists():
         return None
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001  (any unreadable file is just not used)
         return _not_used(path, f"unreadable ({type(err).__name__}: {err})")
-    expected = {"format": FORMAT, "run_hash": run_hash, "code_version": code_version()}
+    expected = {"format": FORMAT, "run_hash": run_hash, "code_version": version}
     for key, value in expected.items():
         if payload.get(key) != value:
             return _not_used(path, f"its {key} is {payload.get(key)!r}, this run's is {value!r}")
