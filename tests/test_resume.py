@@ -100,6 +100,17 @@ def test_a_state_of_another_run_is_not_used(tmp_path, splits, capsys):
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b" / "a.pt").read_bytes()
 
 
+def test_a_state_of_other_code_is_not_used(tmp_path, capsys):
+    save_state(tmp_path / "s.pt", "hash", fresh("sgd", {}), Position(0, 1, torch.Generator().get_state()), [])
+    assert load_state(tmp_path / "s.pt", "hash") is not None
+    payload = torch.load(tmp_path / "s.pt", weights_only=True)
+    torch.save(dict(payload, code_version="0123456789abcdef"), tmp_path / "s.pt")
+    assert load_state(tmp_path / "s.pt", "hash") is None
+    assert "its code_version is '0123456789abcdef'" in capsys.readouterr().err
+    (tmp_path / "s.pt").write_bytes(b"truncated")
+    assert load_state(tmp_path / "s.pt", "hash") is None and "unreadable" in capsys.readouterr().err
+
+
 # --- real processes ---------------------------------------------------------------------------
 EPOCHS = 3
 METHOD = {"label": "CrAM+-Multi", "name": "cram_plus_multi",
