@@ -16,7 +16,8 @@ from compressible.stops import EXIT_DIVERGED, TrainingDiverged
 from compressible.train import train_run
 
 from test_report import result_file
-from test_train import Method, spec
+from compressible.config import Method
+from test_train import spec
 
 ABSURD = Method("SGD", "sgd", {"lr": 1e6}, None)
 
