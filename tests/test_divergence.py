@@ -10,13 +10,13 @@ import yaml
 from torch import nn
 
 from compressible import cli
+from compressible.config import Method
 from compressible.divergence import non_finite_tensors
 from compressible.report.aggregate import aggregate
 from compressible.stops import EXIT_DIVERGED, TrainingDiverged
 from compressible.train import train_run
 
 from test_report import result_file
-from compressible.config import Method
 from test_train import spec
 
 ABSURD = Method("SGD", "sgd", {"lr": 1e6}, None)
