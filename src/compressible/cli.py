@@ -14,6 +14,7 @@ from pathlib import Path
 from .artefacts import ArtefactError, read_json
 from .config import ConfigError, load_config, validate_config
 from .runs import Experiment, Run
+from .stops import RunStopped
 
 
 def read_config(path: str):
@@ -45,8 +46,9 @@ def cmd_train(args) -> None:
     from .train import train_run
 
     spec = Experiment(read_config(args.config)).spec(_run(args))
-    info = train_run(spec, args.data, args.out)
-    print(f"{args.out}: test accuracy {info['final_test_accuracy']:.2f}% in {info['wall_time_s']:.1f}s")
+    info = train_run(spec, args.data, args.out, args.resume)
+    if info:  # processes other than 0 of a torchrun launch write nothing
+        print(f"{args.out}: test accuracy {info['final_test_accuracy']:.2f}% in {info['wall_time_s']:.1f}s")
 
 
 def cmd_oneshot(args) -> None:
@@ -105,6 +107,8 @@ def parser() -> argparse.ArgumentParser:
         subs[name].add_argument("--method", required=True, help="the method's label")
         subs[name].add_argument("--seed", type=int, required=True)
         subs[name].add_argument("--data", required=True)
+    subs["train"].add_argument("--resume", help="resume state: saved after every epoch and on SIGTERM/"
+                               "SIGUSR1 (exit code 75), continued by a rerun, removed with the checkpoint")
     subs["oneshot"].add_argument("--checkpoint", required=True)
     subs["oneshot"].add_argument("--operator", required=True)
     subs["aggregate"].add_argument("results", nargs="+")
@@ -122,5 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except ArtefactError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 3
+        return 4
+    except RunStopped as err:  # interrupted (resumable) or diverged; see stops.py
+        print(f"{type(err).__name__}: {err}", file=sys.stderr)
+        return err.exit_code
     return 0

@@ -53,6 +53,8 @@ class Training:
     milestones: list
     augment: bool
     threads: int
+    gpus_per_run: int
+    sync_bn: bool
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,9 @@ def evaluate(model: nn.Module, splits: ImageSplits, batch_size: int = 512) -> tu
     """(top-1 accuracy in %, mean cross-entropy) on the test split, in eval mode."""
     model.eval()
     correct, loss, n = 0, 0.0, 0
+    device = next(model.parameters()).device
     for x, y in test_batches(splits, batch_size):
+        x, y = x.to(device), y.to(device)
         logits = model(x)
         loss += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()

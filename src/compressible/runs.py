@@ -20,6 +20,10 @@ from .config import Arch, Config, Method, Training
 _DATASET_LOCATION_KEYS = ("root", "download")
 # Training keys that change speed or the evaluation curves, never the trained weights.
 _NOT_TRAINING_KEYS = ("threads", "eval_batch_size")
+# Several processes do change the weights (per-process BatchNorm batches unless synchronized, and
+# the float summation order of the gradient average), so both keys are hashed when > 1 process
+# trains; one process is the run every earlier hash describes, which keeps those hashes.
+_SINGLE_PROCESS_KEYS = ("gpus_per_run", "sync_bn")
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,8 @@ class RunSpec:
 
     def hashed(self) -> dict:
         """The settings that change the trained weights (what :meth:`hash` covers)."""
-        training = {k: v for k, v in dataclasses.asdict(self.training).items() if k not in _NOT_TRAINING_KEYS}
+        skipped = _NOT_TRAINING_KEYS + (_SINGLE_PROCESS_KEYS if self.training.gpus_per_run == 1 else ())
+        training = {k: v for k, v in dataclasses.asdict(self.training).items() if k not in skipped}
         method = {"name": self.method.name, "params": self.method.params}
         settings = {
             "dataset": {k: v for k, v in self.dataset.items() if k not in _DATASET_LOCATION_KEYS},

@@ -3,11 +3,18 @@
 Every optimizer is driven the same way, ``optimizer.step(closure)``: one-pass methods (SGD, SFW)
 call the closure once, two-pass methods (SAM, CrAM) twice, asking for frozen BatchNorm
 statistics in the perturbed pass. So the loop has no per-batch branching on the method.
+
+Long runs (see ``resume.py``, ``interrupt.py``, ``divergence.py``, ``distributed.py``): with a
+resume path the state is saved after every epoch and on a stop signal, and a rerun continues
+from it bit for bit; a non-finite loss or weights stop the run; under ``torchrun`` each process
+trains on its shard of every global batch and process 0 writes.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +26,18 @@ from .bn import frozen_bn_stats
 from .checkpoint import save_checkpoint
 from .compress.prunable import prunable_parameters
 from .data import ImageSplits, load_splits, train_batches
+from .distributed import Processes, agree, barrier, prepare_model, setup, shard, teardown, wrap
+from .divergence import check_finite
 from .evaluate import evaluate
+from .interrupt import StopRequest
 from .models import build_arch
 from .optim.schedules import lr_factor
 from .provenance import provenance, write_json_atomic
 from .registry import METHODS
+from .resume import Position, load_state, remove_state, restore, save_state
 from .runs import RunSpec
 from .runtime import make_deterministic
+from .stops import Interrupted
 
 
 def model_for(spec: RunSpec, splits: ImageSplits) -> nn.Module:
@@ -62,32 +74,137 @@ def build_scheduler(spec: RunSpec, optimizer, steps_per_epoch: int, epoch_losses
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def train_run(spec: RunSpec, data_path: str | Path, checkpoint: str | Path) -> dict:
-    """Train one run and write ``checkpoint`` (+ ``.json`` with provenance and curves)."""
-    start = time.perf_counter()
-    training, seed = spec.training, spec.run.seed
-    make_deterministic(seed, training.threads)
+def train_step(net: nn.Module, optimizer, scheduler, x: torch.Tensor, y: torch.Tensor,
+               processes: Processes, stop: bool = False) -> tuple[float, bool]:
+    """One step on this process's shard of the global batch (x, y); returns the loss (mean over
+    the processes) and whether any process was asked to stop."""
+    x, y = shard(x, y, processes)
+    loss = optimizer.step(make_closure(net, x, y, optimizer))
+    scheduler.step()
+    return agree(loss, stop, processes)
+
+
+@dataclass
+class Trainer:
+    """The parts of one run that a step touches and a resume state holds."""
+
+    spec: RunSpec
+    splits: ImageSplits
+    model: nn.Module  # what is checkpointed
+    net: nn.Module  # what the closure calls: DDP around ``model`` on several processes
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    data_order: torch.Generator
+    processes: Processes
+    resume: Path | None
+    epoch_losses: list[float]  # mean training loss per finished epoch, the same on every process
+
+    def parts(self) -> dict:
+        return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler}
+
+    def where(self, position: Position) -> str:
+        return f"run {self.spec.run.name}, epoch {position.epoch + 1}, step {position.step}"
+
+    def save(self, position: Position, curves: list) -> None:
+        if self.resume is not None and self.processes.writer:
+            save_state(self.resume, self.spec.hash(), self.parts(), position, curves)
+
+
+def build_trainer(spec: RunSpec, data_path: str | Path, resume: str | Path | None) -> Trainer:
+    training = spec.training
+    processes = setup(training.gpus_per_run, training.batch_size)
     splits = load_splits(data_path, spec.dataset)
-    model = model_for(spec, splits)
+    model = prepare_model(model_for(spec, splits), processes, training.sync_bn)
     optimizer = build_optimizer(spec, model)
     epoch_losses: list[float] = []
     scheduler = build_scheduler(spec, optimizer, len(splits.train_labels) // training.batch_size, epoch_losses)
-    data_order = torch.Generator().manual_seed(seed)
-    curves = []
-    for epoch in range(training.epochs):
-        model.train()
-        losses = []
-        for x, y in train_batches(splits, training.batch_size, data_order, training.augment):
-            losses.append(optimizer.step(make_closure(model, x, y, optimizer)).item())
-            scheduler.step()
-        epoch_losses.append(float(np.mean(losses)))
-        accuracy, test_loss = evaluate(model, splits, training.eval_batch_size)
-        curves.append({"epoch": epoch + 1, "train_loss": epoch_losses[-1],
+    data_order = torch.Generator().manual_seed(spec.run.seed)
+    return Trainer(spec, splits, model, wrap(model, processes), optimizer, scheduler, data_order,
+                   processes, Path(resume) if resume is not None else None, epoch_losses)
+
+
+def starting_position(t: Trainer) -> tuple[Position, list]:
+    """The saved position and curves of this run, or the start of training."""
+    payload = load_state(t.resume, t.spec.hash()) if t.resume is not None else None
+    if payload is None:
+        return Position(0, 0, t.data_order.get_state()), []
+    position, curves = restore(payload, t.parts())
+    t.epoch_losses.extend(c["train_loss"] for c in curves)
+    if t.processes.writer:
+        print(f"resume: {t.where(position)} from {t.resume}", flush=True)
+    return position, curves
+
+
+def run_epoch(t: Trainer, position: Position, stop: StopRequest, curves: list) -> None:
+    """The steps of epoch ``position.epoch`` after the ``position.step`` already done."""
+    training = t.spec.training
+    t.data_order.set_state(position.epoch_start)
+    t.net.train()
+    for index, (x, y) in enumerate(train_batches(t.splits, training.batch_size, t.data_order, training.augment)):
+        if index < position.step:
+            continue  # replayed: consumes the data order and augmentation draws of a done step
+        lr = t.optimizer.param_groups[0]["lr"]
+        loss, stopping = train_step(t.net, t.optimizer, t.scheduler, x, y, t.processes, stop.requested)
+        position.step = index + 1
+        check_finite(loss, t.model, t.where(position), lr)
+        position.losses.append(loss)
+        if stopping:
+            interrupt(t, position, curves, stop)
+
+
+def interrupt(t: Trainer, position: Position, curves: list, stop: StopRequest) -> None:
+    t.save(position, curves)
+    barrier(t.processes)  # no process exits (and lets torchrun stop the others) before the save
+    raise Interrupted(f"{t.where(position)}: stopped by {stop.signal_name or 'a stop signal'}; "
+                      f"state saved to {t.resume}; rerun the same command to resume")
+
+
+def end_epoch(t: Trainer, position: Position, curves: list) -> Position:
+    """Evaluate (process 0), then save the state at the next epoch's start (not after the last)."""
+    t.epoch_losses.append(float(np.mean(position.losses)))
+    if t.processes.writer:
+        accuracy, test_loss = evaluate(t.model, t.splits, t.spec.training.eval_batch_size)
+        curves.append({"epoch": position.epoch + 1, "train_loss": t.epoch_losses[-1],
                        "test_accuracy": accuracy, "test_loss": test_loss})
+    following = Position(position.epoch + 1, 0, t.data_order.get_state())
+    if following.epoch < t.spec.training.epochs:
+        t.save(following, curves)
+    return following
+
+
+def finish(t: Trainer, checkpoint: str | Path, curves: list, elapsed: float) -> dict:
+    """Write the checkpoint and its JSON, then drop the resume state it makes useless."""
+    spec, splits = t.spec, t.splits
     # the checkpoint rebuilds its model from name and width (the pretrained file is not needed)
     arch = {"name": spec.arch.name, "width": spec.arch.width}
-    save_checkpoint(model, arch, splits.num_classes, splits.in_channels, checkpoint)
-    info = provenance(spec.as_dict(), seed, time.perf_counter() - start, "cpu")
+    save_checkpoint(t.model, arch, splits.num_classes, splits.in_channels, checkpoint)
+    device = "cpu" if not t.processes.distributed else f"{t.processes.world}x{t.processes.device.type}"
+    info = provenance(spec.as_dict(), spec.run.seed, elapsed, device)
     info.update(run=spec.run.identity(), curves=curves, final_test_accuracy=curves[-1]["test_accuracy"])
     write_json_atomic(Path(checkpoint).with_suffix(".json"), info)
+    remove_state(t.resume)
     return info
+
+
+def train_run(spec: RunSpec, data_path: str | Path, checkpoint: str | Path,
+              resume: str | Path | None = None) -> dict:
+    """Train one run and write ``checkpoint`` (+ ``.json`` with provenance and curves).
+
+    With ``resume`` (a path outside the rule's outputs) the state is saved there after every
+    epoch and on SIGTERM/SIGUSR1, a saved state of the same run and code is continued, and the
+    file is removed once the checkpoint is written. Returns the JSON's content ({} on processes
+    other than 0, which write nothing).
+    """
+    start = time.perf_counter()
+    make_deterministic(spec.run.seed, spec.training.threads)
+    t = build_trainer(spec, data_path, resume)
+    try:
+        position, curves = starting_position(t)
+        stop = StopRequest()
+        with stop if resume is not None else contextlib.nullcontext():
+            while position.epoch < spec.training.epochs:
+                run_epoch(t, position, stop, curves)
+                position = end_epoch(t, position, curves)
+        return finish(t, checkpoint, curves, time.perf_counter() - start) if t.processes.writer else {}
+    finally:
+        teardown(t.processes)

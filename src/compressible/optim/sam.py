@@ -94,4 +94,7 @@ class SAM(Optimizer):
 
     def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)
-        self._link_base()  # torch replaced param_groups and state with new objects
+        # torch replaced our param_groups and state with the loaded ones: the base optimizer
+        # adopts those (not the reverse, which would restore the construction-time lr).
+        self.base_optimizer.param_groups = self.param_groups
+        self.base_optimizer.state = self.state

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Iterable
 
@@ -39,14 +40,25 @@ def level_rows(result: dict, level: dict) -> list[dict]:
     return rows
 
 
+def finite_rows(path: str) -> list[dict]:
+    """The rows of one result file; a NaN or infinity (a diverged model) is an error naming it."""
+    rows = read_with(path, "one-shot result", lambda p: rows_of(json.loads(p.read_text())))
+    for row in rows:
+        bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"{path}: non-finite {', '.join(f'{k}={row[k]}' for k in bad)} at level "
+                             f"{row['level']} (bnt_trial {row['bnt_trial'] or 'none'}); "
+                             "retrain the run (lower its learning rate) before aggregating")
+    return rows
+
+
 def _fmt(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def aggregate(result_files: Iterable[str | Path], out_csv: str | Path) -> int:
     """Write the sorted tidy CSV (same inputs -> same bytes); returns the number of rows."""
-    rows = [r for f in sorted(map(str, result_files))
-            for r in read_with(f, "one-shot result", lambda p: rows_of(json.loads(p.read_text())))]
+    rows = [r for f in sorted(map(str, result_files)) for r in finite_rows(f)]
     rows.sort(key=lambda r: (r["arch"], r["method"], r["seed"], r["compressor"], str(r["level"]),
                              -1 if r["bnt_trial"] == "" else r["bnt_trial"]))
     out_csv = Path(out_csv)

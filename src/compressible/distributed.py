@@ -1,0 +1,103 @@
+"""One run on several processes (``torchrun``) with PyTorch's DistributedDataParallel.
+
+Every process builds the same model and draws the same global batches (same seed, same
+data-order generator) and trains on its contiguous shard of each; DDP averages the gradients
+on every backward, so both passes of SAM/CrAM are averaged (a ``no_sync`` would skip one) and
+SFW's LMO sees the averaged gradient: all processes take the identical step. Process 0 writes
+every file. Without ``torchrun`` (no ``WORLD_SIZE`` in the environment) nothing changes.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .config import ConfigError
+
+
+@dataclass(frozen=True)
+class Processes:
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def writer(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+def setup(gpus_per_run: int, batch_size: int) -> Processes:
+    """Join the ``torchrun`` process group (NCCL on GPUs, gloo on CPU) after checking the launch."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world != gpus_per_run:
+        raise ConfigError(f"training.gpus_per_run={gpus_per_run} but {world} process(es) were launched: "
+                         f"run `torchrun --standalone --nproc_per_node={gpus_per_run} -m compressible train ...`")
+    if batch_size % world:
+        raise ConfigError(f"training.batch_size={batch_size} (the global batch) must be divisible by "
+                         f"training.gpus_per_run={world}")
+    if world == 1:
+        return Processes(0, 1, torch.device("cpu"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", local) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return Processes(dist.get_rank(), world, device)
+
+
+def teardown(processes: Processes) -> None:
+    if processes.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def prepare_model(model: nn.Module, processes: Processes, sync_bn: bool) -> nn.Module:
+    """The module to train on this process's device (SyncBatchNorm if asked); call before the
+    optimizer is built, so it holds the parameters that training updates."""
+    if processes.distributed and sync_bn and processes.device.type != "cuda":
+        raise ConfigError("training.sync_bn needs CUDA (torch's SyncBatchNorm); on CPU set it to false")
+    model = model.to(processes.device)
+    if processes.distributed and sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model
+
+
+def wrap(model: nn.Module, processes: Processes) -> nn.Module:
+    """What the closure calls: DDP around ``model`` when several processes train it."""
+    if not processes.distributed:
+        return model
+    ids = [processes.device.index] if processes.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def shard(x: torch.Tensor, y: torch.Tensor, processes: Processes) -> tuple[torch.Tensor, torch.Tensor]:
+    """This process's contiguous part of a global batch, on its device."""
+    if not processes.distributed:
+        return x, y
+    size = len(y) // processes.world
+    part = slice(processes.rank * size, (processes.rank + 1) * size)
+    return x[part].to(processes.device), y[part].to(processes.device)
+
+
+def agree(loss: torch.Tensor, stop: bool, processes: Processes) -> tuple[float, bool]:
+    """The mean loss over the processes and whether any was asked to stop (one all-reduce), so
+    every process logs, checks divergence and stops at the same step."""
+    if not processes.distributed:
+        return loss.item(), stop
+    values = torch.stack([loss.detach().float().reshape(()), torch.tensor(float(stop), device=loss.device)])
+    dist.all_reduce(values)
+    return values[0].item() / processes.world, values[1].item() > 0
+
+
+def barrier(processes: Processes) -> None:
+    if processes.distributed:
+        dist.barrier()
+
