@@ -23,7 +23,7 @@ def tiny() -> dict:
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_shipped_config_is_valid(path):
     cfg = load_config(path)
-    assert cfg.bnt.trials >= 0 and cfg.training.schedule in {"cosine", "constant", "step"}
+    assert cfg.bnt.trials >= 0 and cfg.training.schedule in {"cosine", "constant", "step", "sfw_dynamic"}
 
 
 def test_defaults_are_filled(tiny):
