@@ -10,6 +10,8 @@ rule oneshot:
     params:
         settings=lambda w: json.dumps([operator_entry(w.operator), CFG["bnt"], CFG["prunable"]], sort_keys=True),
     threads: CFG["training"].get("threads", 1)
+    resources:
+        gpu=CFG["training"].get("gpus", 0),
     log:
         f"{LOGS}/oneshot/{{arch}}-{{method}}-s{{seed}}-{{operator}}.log",
     shell:

@@ -11,6 +11,8 @@ rule train:
     params:
         spec=lambda w: spec_hash(run_spec(CFG, w.arch, w.method, int(w.seed))),
     threads: CFG["training"].get("threads", 1)
+    resources:
+        gpu=CFG["training"].get("gpus", 0),
     log:
         f"{LOGS}/train/{{arch}}-{{method}}-s{{seed}}.log",
     shell:
