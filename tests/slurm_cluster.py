@@ -67,7 +67,7 @@ def node_hardware() -> dict:
 
 
 def slurm_conf(root: Path, hardware: dict, gpus: int) -> str:
-    """One partition over this machine; linuxproc/none plugins, so no cgroups are needed."""
+    """This machine as the one node; linuxproc/none plugins, so no cgroups are needed."""
     node = " ".join(f"{k}={v}" for k, v in hardware.items() if k != "UpTime")
     gres = f" Gres=gpu:testgpu:{gpus}" if gpus else ""
     return "\n".join([
@@ -85,7 +85,9 @@ def slurm_conf(root: Path, hardware: dict, gpus: int) -> str:
         "MinJobAge=600", "ReturnToService=2",
         *(["GresTypes=gpu"] if gpus else []),
         f"{node} NodeAddr=127.0.0.1{gres} State=UNKNOWN",
-        f"PartitionName={PARTITION} Nodes={hardware['NodeName']} Default=YES MaxTime=INFINITE State=UP",
+        # the tests' partition is not the default one, so a job found there was sent there
+        f"PartitionName=main Nodes={hardware['NodeName']} Default=YES MaxTime=INFINITE State=UP",
+        f"PartitionName={PARTITION} Nodes={hardware['NodeName']} MaxTime=INFINITE State=UP",
     ]) + "\n"
 
 
@@ -123,7 +125,7 @@ def wait_until(check, what: str, root: Path, procs: list[subprocess.Popen], time
 
 def node_idle(env: dict) -> bool:
     proc = subprocess.run(["sinfo", "--noheader", "-o", "%t"], env=env, capture_output=True, text=True)
-    return proc.returncode == 0 and proc.stdout.strip() == "idle"
+    return proc.returncode == 0 and set(proc.stdout.split()) == {"idle"}
 
 
 def stop(procs: list[subprocess.Popen]) -> None:

@@ -156,6 +156,7 @@ def tiny_through_slurm_equals_local(cluster: Cluster, dataset: Path, tmp_path: P
     assert sorted(logs) == ["oneshot", "train"]  # data, aggregate, figures, tables ran locally
     assert len(logs["train"]) == 4 and len(logs["oneshot"]) == 4  # 1 arch x 2 methods x 2 seeds
     submitted = dict(SUBMITTED.findall(out))
+    assert f"slurm_partition={cluster.partition}" in out  # the profile read SBATCH_PARTITION
     assert len(submitted) == 8 and {Path(p) for p in submitted.values()} == {p for v in logs.values() for p in v}
     limits = {"train": "TimeLimit=1-00:00:00", "oneshot": "TimeLimit=04:00:00"}  # the profile's runtime
     for rule, files in logs.items():
@@ -190,7 +191,7 @@ def gpu_request_fails_at_submission(cluster: Cluster, dataset: Path, tmp_path: P
     proc = snakemake([*gpu_config(project), *SLURM], project, job_env(cluster))
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "SLURM sbatch failed" in out and " --gpus=1" in out
+    assert "SLURM sbatch failed" in out and " --gpus=1" in out and f" -p {cluster.partition} " in out
     assert "sbatch: error: Invalid generic resource (gres) specification" in out  # SLURM's own words
     assert "train" not in slurm_logs(project)  # nothing ran
 
