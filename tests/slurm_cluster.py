@@ -37,8 +37,11 @@ def unavailable_reason() -> str | None:
 
 
 def stale_link(path: Path) -> bool:
-    """A link left by an interrupted test run: it points to a file that no longer exists."""
-    return path.is_symlink() and not path.exists()
+    """A link left by an interrupted test run: its config is gone or its slurmctld is not running."""
+    if not path.is_symlink():
+        return False
+    pid_file = path.resolve().parent / "slurmctld.pid"
+    return not pid_file.exists() or not Path("/proc", pid_file.read_text().strip()).exists()
 
 
 @dataclass
