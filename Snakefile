@@ -19,6 +19,9 @@ include: "workflow/rules/train.smk"      # train: one (arch, method, seed) -> ch
 include: "workflow/rules/oneshot.smk"    # oneshot: compress at each level, evaluate, BNT trials
 include: "workflow/rules/report.smk"     # aggregate -> summary.csv; figures; LaTeX tables
 
+# On a cluster these run on the submit host: downloads need its network, the rest takes seconds.
+localrules: all, train_all, prepare_data, aggregate, figures, tables
+
 
 rule all:
     input:

@@ -53,6 +53,7 @@ class Training:
     milestones: list
     augment: bool
     threads: int
+    gpus: int  # the train and oneshot rules' gpu resource (SLURM requests it)
     gpus_per_run: int
     sync_bn: bool
 

@@ -19,7 +19,7 @@ from .config import Arch, Config, Method, Training
 # Dataset keys that say where data lives or whether to fetch it, not what it is.
 _DATASET_LOCATION_KEYS = ("root", "download")
 # Training keys that change speed or the evaluation curves, never the trained weights.
-_NOT_TRAINING_KEYS = ("threads", "eval_batch_size")
+_NOT_TRAINING_KEYS = ("threads", "eval_batch_size", "gpus")
 # Several processes do change the weights (per-process BatchNorm batches unless synchronized, and
 # the float summation order of the gradient average), so both keys are hashed when > 1 process
 # trains; one process is the run every earlier hash describes, which keeps those hashes.

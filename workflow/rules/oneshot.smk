@@ -10,6 +10,8 @@ rule oneshot:
     params:
         settings=oneshot_settings,
     threads: CFG.training.threads
+    resources:
+        gpu=CFG.training.gpus,
     log:
         EXPERIMENT.log("oneshot/{arch}-{method}-s{seed}-{operator}"),
     shell:

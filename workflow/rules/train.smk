@@ -17,6 +17,8 @@ rule train:
         resume=lambda w: EXPERIMENT.resume_state(w.arch, w.method, w.seed),
         launcher=launcher(CFG.training.gpus_per_run),
     threads: CFG.training.threads
+    resources:
+        gpu=CFG.training.gpus,
     log:
         EXPERIMENT.log("train/{arch}-{method}-s{seed}"),
     shell:
