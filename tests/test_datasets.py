@@ -376,16 +376,19 @@ def test_train_and_oneshot_run_on_a_streamed_folder(tmp_path):
     write_image_folder(tmp_path / "images", per_class=(8, 2), size=20)
     dataset = folder_cfg(tmp_path / "images", image_size=16)
     save_prepared(build_splits(dataset), tmp_path / "index.pt")
-    training = {"epochs": 1, "batch_size": 8, "eval_batch_size": 6, "warmup_epochs": 0,
-                "schedule": "constant", "augment": True, "threads": 1}
-    spec = {"dataset": dataset, "arch": {"name": "resnet20_b", "width": 4}, "seed": 0, "training": training,
-            "method": {"label": "SGD", "name": "sgd", "params": {"lr": 0.05}}, "prunable": "weights"}
-    info = train_run(spec, tmp_path / "index.pt", tmp_path / "run.pt")
+    from compressible.config import validate_config
+    from compressible.runs import Experiment, Run
+
+    cfg = validate_config({
+        "experiment": "folder", "dataset": dataset, "archs": [{"name": "resnet20_b", "width": 4}],
+        "methods": [{"label": "SGD", "name": "sgd", "params": {"lr": 0.05}}], "seeds": [0],
+        "training": {"epochs": 1, "batch_size": 8, "eval_batch_size": 6, "schedule": "constant"},
+        "oneshot": [{"operator": "global_magnitude", "levels": [0.0, 0.5]}],
+        "bnt": {"trials": 1, "samples": 12, "batch_size": 4, "batches": 2, "momentum": None}})
+    run = Run("resnet20_b", "SGD", 0)
+    info = train_run(Experiment(cfg).spec(run), tmp_path / "index.pt", tmp_path / "run.pt")
     assert 0 <= info["final_test_accuracy"] <= 100
-    cfg = {"dataset": dataset, "training": training, "prunable": "weights",
-           "oneshot": [{"operator": "global_magnitude", "levels": [0.0, 0.5]}],
-           "bnt": {"trials": 1, "samples": 12, "batch_size": 4, "batches": 2, "momentum": None}}
-    oneshot_run(cfg, tmp_path / "run.pt", tmp_path / "index.pt", "global_magnitude", 0, tmp_path / "o.json")
+    oneshot_run(cfg, run, tmp_path / "run.pt", tmp_path / "index.pt", "global_magnitude", tmp_path / "o.json")
     levels = json.loads((tmp_path / "o.json").read_text())["levels"]
     assert [lv["level"] for lv in levels] == [0.0, 0.5] and len(levels[1]["bnt_trials"]) == 1
 
@@ -398,8 +401,8 @@ def test_schema_accepts_the_dataset_and_arch_keys_and_rejects_others():
     raw["dataset"].update(mean=[0.5], std=[0.25], crop_padding=3)
     raw["archs"][0]["pretrained"] = "weights.pt"
     cfg = validate_config(raw)
-    assert cfg["dataset"]["mean"] == [0.5] and cfg["archs"][0]["pretrained"] == "weights.pt"
-    assert load_config("configs/default.yaml")["dataset"] == {"name": "mnist_embedded", "download": True}
+    assert cfg.dataset["mean"] == [0.5] and cfg.archs[0].pretrained == "weights.pt"
+    assert load_config("configs/default.yaml").dataset == {"name": "mnist_embedded", "download": True}
     for dataset, message in (({"name": "svhn"}, "unknown dataset 'svhn'.*cifar100.*tiny_imagenet"),
                              ({"name": "cifar10", "resize": 4}, "dataset.*resize")):
         with pytest.raises(ConfigError, match=message):

@@ -15,6 +15,7 @@ import torch.multiprocessing as mp
 import yaml
 from torch import nn
 
+from compressible.data import save_prepared
 from compressible.distributed import Processes, prepare_model, setup, teardown, wrap
 from compressible.optim.schedules import lr_factor
 from compressible.registry import METHODS
@@ -126,7 +127,7 @@ def test_torchrun_trains_one_run_and_only_process_0_writes(tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     if torchrun is None:
         pytest.skip("torchrun is not installed next to this Python")
-    synthetic_splits(n_train=64, n_test=32).save(tmp_path / "data.pt")
+    save_prepared(synthetic_splits(n_train=64, n_test=32), tmp_path / "data.pt")
     cfg = {"experiment": "x", "dataset": {"name": "mnist_embedded"}, "archs": [{"name": "resnet20", "width": 4}],
            "methods": [{"label": "SGD", "name": "sgd", "params": {"lr": 0.05}}], "seeds": [0],
            "training": {"epochs": 2, "batch_size": 16, "gpus_per_run": 2},

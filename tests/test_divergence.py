@@ -9,6 +9,7 @@ import torch
 import yaml
 from torch import nn
 
+from compressible.data import save_prepared
 from compressible import cli
 from compressible.config import Method
 from compressible.divergence import non_finite_tensors
@@ -23,7 +24,7 @@ ABSURD = Method("SGD", "sgd", {"lr": 1e6}, None)
 
 
 def test_an_absurd_lr_stops_the_run_naming_run_epoch_step_loss_and_the_fix(tmp_path, splits):
-    splits.save(tmp_path / "data.pt")
+    save_prepared(splits, tmp_path / "data.pt")
     stale = tmp_path / "resume.pt"
     stale.write_bytes(b"a state this run must not overwrite")
     with pytest.raises(TrainingDiverged) as err:
@@ -36,7 +37,7 @@ def test_an_absurd_lr_stops_the_run_naming_run_epoch_step_loss_and_the_fix(tmp_p
 
 
 def test_the_cli_exits_with_the_divergence_code(tmp_path, splits, capsys):
-    splits.save(tmp_path / "data.pt")
+    save_prepared(splits, tmp_path / "data.pt")
     cfg = {"experiment": "x", "dataset": {"name": "mnist_embedded"}, "archs": [{"name": "resnet20", "width": 4}],
            "methods": [{"label": "SGD", "name": "sgd", "params": {"lr": 1e6}}], "seeds": [0],
            "training": {"epochs": 1, "batch_size": 32}, "oneshot": [{"operator": "global_magnitude", "levels": [0.5]}]}

@@ -16,6 +16,7 @@ import torch
 import yaml
 from torch import nn
 
+from compressible.data import save_prepared
 from compressible.distributed import Processes
 from compressible.registry import METHODS
 from compressible.resume import Position, load_state, restore, save_state
@@ -87,7 +88,7 @@ def test_optimizer_state_round_trips_through_a_resume_file(tmp_path, name, param
 
 
 def test_a_state_of_another_run_is_not_used(tmp_path, splits, capsys):
-    splits.save(tmp_path / "data.pt")
+    save_prepared(splits, tmp_path / "data.pt")
     run = spec(SGD, epochs=1)
     parts = fresh("sgd", {})
     save_state(tmp_path / "resume.pt", "another-run", parts, Position(0, 1, torch.Generator().get_state()), [])
@@ -121,7 +122,7 @@ METHOD = {"label": "CrAM+-Multi", "name": "cram_plus_multi",
 def job(tmp_path_factory):
     """A config and data for a CLI train job of a few seconds per epoch."""
     root = tmp_path_factory.mktemp("job")
-    synthetic_splits(n_train=256, n_test=64).save(root / "data.pt")
+    save_prepared(synthetic_splits(n_train=256, n_test=64), root / "data.pt")
     cfg = {"experiment": "resume", "dataset": {"name": "mnist_embedded"}, "archs": [{"name": "resnet20", "width": 4}],
            "methods": [METHOD], "seeds": [0], "training": {"epochs": EPOCHS, "batch_size": 32, "eval_batch_size": 64},
            "oneshot": [{"operator": "global_magnitude", "levels": [0.5]}]}
