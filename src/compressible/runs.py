@@ -20,10 +20,18 @@ from .config import Arch, Config, Method, Training
 _DATASET_LOCATION_KEYS = ("root", "download")
 # Training keys that change speed or the evaluation curves, never the trained weights.
 _NOT_TRAINING_KEYS = ("threads", "eval_batch_size", "gpus")
-# Several processes do change the weights (per-process BatchNorm batches unless synchronized, and
-# the float summation order of the gradient average), so both keys are hashed when > 1 process
-# trains; one process is the run every earlier hash describes, which keeps those hashes.
-_SINGLE_PROCESS_KEYS = ("gpus_per_run", "sync_bn")
+# Options added after runs were published, at the value that reproduces those runs: left out of
+# the hash there, so a new option never makes an existing checkpoint look stale (and retrain).
+# Away from it they are hashed: e.g. several processes do change the weights (per-process
+# BatchNorm batches unless synchronized, the float summation order of the gradient average).
+_NEUTRAL = {"arch": {"pretrained": None},
+            "training": {"schedule_unit": "step", "gpus_per_run": 1, "sync_bn": False}}
+
+
+def _hashed_part(section: str, values: dict, skipped: tuple = ()) -> dict:
+    neutral = _NEUTRAL.get(section, {})
+    return {k: v for k, v in values.items()
+            if k not in skipped and not (k in neutral and v == neutral[k])}
 
 
 @dataclass(frozen=True)
@@ -53,13 +61,12 @@ class RunSpec:
 
     def hashed(self) -> dict:
         """The settings that change the trained weights (what :meth:`hash` covers)."""
-        skipped = _NOT_TRAINING_KEYS + (_SINGLE_PROCESS_KEYS if self.training.gpus_per_run == 1 else ())
-        training = {k: v for k, v in dataclasses.asdict(self.training).items() if k not in skipped}
         method = {"name": self.method.name, "params": self.method.params}
         settings = {
-            "dataset": {k: v for k, v in self.dataset.items() if k not in _DATASET_LOCATION_KEYS},
-            "arch": dataclasses.asdict(self.arch), "method": method, "seed": self.run.seed,
-            "training": training,
+            "dataset": _hashed_part("dataset", self.dataset, _DATASET_LOCATION_KEYS),
+            "arch": _hashed_part("arch", dataclasses.asdict(self.arch)), "method": method,
+            "seed": self.run.seed,
+            "training": _hashed_part("training", dataclasses.asdict(self.training), _NOT_TRAINING_KEYS),
         }
         if getattr(registry.METHODS.get(self.method.name), "uses_prunable", True):
             settings["prunable"] = self.prunable
