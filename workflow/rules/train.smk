@@ -1,7 +1,10 @@
 # A checkpoint restored by `dvc pull` must never be retrained because its data is prepared in
 # the same run: Snakemake reruns every job downstream of a job that runs ("input files updated
 # by another job"), ancient() or not. So a present checkpoint trained for its run's current hash
-# does not depend on the data at all; every other one gets its data prepared first.
+# does not depend on data that is still to be prepared; every other one gets its data prepared
+# first. The data stays an input wherever that changes nothing: when it exists (an existing
+# ancient input never triggers a rerun), where Snakemake recorded the train job (it reruns a job
+# whose set of inputs changed), and when the user forces jobs to run.
 from snakemake.io import IOFile
 from snakemake.logging import logger
 
@@ -21,12 +24,12 @@ def checkpoint_is_current(one_run):
 
 
 def trained_here(path):
-    """Snakemake has a record of the job that wrote path; it then reruns that job when the
-    set of input files changes, so the data must stay an input of such a checkpoint."""
+    """Snakemake has a record of the job that wrote path (written here, not pulled)."""
     return workflow.persistence is not None and workflow.persistence.metadata(IOFile(path)) is not None
 
 
 def forcing():
+    """--forceall, --forcerun or --force: a forced train job needs its data."""
     settings = workflow.dag_settings
     return bool(settings.forceall or settings.forcerun or settings.forcetargets)
 
