@@ -5,6 +5,8 @@
 # first. The data stays an input wherever that changes nothing: when it exists (an existing
 # ancient input never triggers a rerun), where Snakemake recorded the train job (it reruns a job
 # whose set of inputs changed), and when the user forces jobs to run.
+import functools
+
 from snakemake.io import IOFile
 from snakemake.logging import logger
 
@@ -40,9 +42,21 @@ def train_needs_data(one_run):
             or forcing())
 
 
+@functools.cache
+def warn_if_stale(weights, current_hash):
+    """A checkpoint from elsewhere trained with other settings, its data already prepared: with
+    no record of its job Snakemake has no params to compare, so only the user can retrain it."""
+    logger.warning(f"{weights} was trained with other settings than the config gives (run hash "
+                   f"{current_hash}): `snakemake --forcerun {weights}` retrains it.")
+
+
 def train_input(wildcards):
-    inputs = {"config": ancient(RESOLVED)}
-    if train_needs_data(run_of(wildcards)):
+    one_run, inputs = run_of(wildcards), {"config": ancient(RESOLVED)}
+    weights = EXPERIMENT.checkpoint(one_run.arch, one_run.method, one_run.seed)
+    stale = Path(weights).exists() and not checkpoint_is_current(one_run)
+    if stale and Path(DATA).exists() and not trained_here(weights):  # else it retrains anyway
+        warn_if_stale(weights, EXPERIMENT.spec(one_run).hash())
+    if train_needs_data(one_run):
         inputs["data"] = ancient(DATA)
     return inputs
 
