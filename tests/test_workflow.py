@@ -1,92 +1,132 @@
 """End to end: the real Snakemake DAG on configs/tiny.yaml, and the DVC round trip.
 
-A copy of the project is trained and pushed to the repo's default DVC remote (HOME points into
-a temporary directory, so `~/.cache/...` is private to the test); a fresh `git clone` of it
-pulls the checkpoints, prepares the data *after* the pull, and must not retrain anything.
+A copy of the project trains `tiny` and publishes it as the README says (its name added to
+dvc.yaml's list, `dvc commit`, `dvc push` to the repository's bundled remote, git commit). Fresh
+`git clone`s of it then run the README's commands literally, with HOME inside the temporary
+directory: the pulled checkpoints are never retrained, whether the data is prepared before the
+pull, after it, or by the same `snakemake` run that evaluates them.
 """
 from __future__ import annotations
 
 import csv
-import hashlib
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ["--configfile", "configs/tiny.yaml"]
+from clones import clone, commit, copy_project, digest, isolated_env, job_inputs, planned_jobs, run
+
+TINY = "--configfile configs/tiny.yaml"
+CONFIG = TINY.split()
+DATA = "resources/data/mnist_embedded.pt"
+RUNS = 4  # 1 arch x 2 methods x 2 seeds
 pytestmark = pytest.mark.slow
-
-
-def run(cmd: list[str], cwd: Path, env: dict) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def copy_project(dest: Path) -> None:
-    """The working tree as git sees it (tracked + untracked, not ignored), as a new repo."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        src = ROOT / name
-        if src.is_file() or src.is_symlink():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name, follow_symlinks=False)
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict:
-    home = tmp_path_factory.mktemp("home")
-    # The venv's snakemake and dvc, whichever way pytest was started.
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    e = dict(os.environ, PATH=path, HOME=str(home), DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t",
-             GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")
-    return e
+    return isolated_env(tmp_path_factory.mktemp("home"))
+
+
+def publish(repo: Path, experiment: str, env: dict) -> None:
+    """README, "publish an experiment": list it in dvc.yaml, commit its outputs, push, git commit."""
+    spec = yaml.safe_load((repo / "dvc.yaml").read_text())
+    spec["stages"]["train"]["foreach"].append(experiment)
+    (repo / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    run(["dvc", "commit", "-f", f"train@{experiment}"], repo, env)
+    run(["dvc", "push", f"train@{experiment}"], repo, env)
+    commit(repo, env, f"checkpoints of {experiment}")
 
 
 @pytest.fixture(scope="module")
-def clone(tmp_path_factory, env) -> Path:
-    """Train in a first copy, commit + push the checkpoints, then clone and pull them."""
-    origin = tmp_path_factory.mktemp("origin")
-    copy_project(origin)
-    run(["git", "init", "-q"], origin, env)
-    run(["snakemake", "train_all", "--cores", "2", *CONFIG], origin, env)
-    run(["dvc", "commit", "-f", "train@tiny"], origin, env)
-    run(["dvc", "push", "train@tiny"], origin, env)
-    run(["git", "add", "-A"], origin, env)
-    run(["git", "commit", "-qm", "trained tiny"], origin, env)
-    fresh = tmp_path_factory.mktemp("fresh") / "repo"
-    run(["git", "clone", "-q", str(origin), str(fresh)], fresh.parent, env)
-    assert not (fresh / "results/tiny/checkpoints").exists()
-    run(["dvc", "pull", "train@tiny"], fresh, env)
-    return fresh
+def origin(tmp_path_factory, env) -> Path:
+    """Where `tiny` was trained (Snakemake holds metadata of its train jobs) and published."""
+    repo = copy_project(tmp_path_factory.mktemp("origin"), env)
+    run(["snakemake", "train_all", "--cores", "2", *CONFIG], repo, env)
+    publish(repo, "tiny", env)
+    return repo
 
 
-def test_pulled_checkpoints_are_never_retrained(clone, env):
-    checkpoints = sorted((clone / "results/tiny/checkpoints").glob("*.pt"))
-    assert len(checkpoints) == 4  # 1 arch x 2 methods x 2 seeds
-    before = {p.name: digest(p) for p in checkpoints}
-    # The data is prepared after the pull, so it is newer than every checkpoint.
-    run(["snakemake", "resources/data/mnist_embedded.pt", "--cores", "2", *CONFIG], clone, env)
-    dry = run(["snakemake", "train_all", "-n", *CONFIG], clone, env)
-    assert "Nothing to be done" in dry or "train" not in dry
-    run(["snakemake", "--cores", "2", *CONFIG], clone, env)
-    assert {p.name: digest(p) for p in checkpoints} == before
-    assert not (clone / "logs/tiny/train").exists()  # no training job ran here
+@pytest.fixture(scope="module")
+def trained(origin) -> dict[str, str]:
+    return {p.name: digest(p) for p in sorted((origin / "results/tiny/checkpoints").glob("*.pt"))}
 
 
-def test_dag_outputs_hold_sane_numbers(clone):
-    rows = list(csv.DictReader(open(clone / "results/tiny/summary.csv")))
+def checkpoints(repo: Path) -> dict[str, str]:
+    return {p.name: digest(p) for p in sorted((repo / "results/tiny/checkpoints").glob("*.pt"))}
+
+
+def fresh(origin: Path, tmp_path: Path, env: dict) -> Path:
+    repo = clone(origin, tmp_path / "repo", env)
+    assert not (repo / "results/tiny/checkpoints").exists() and not (repo / DATA).exists()
+    return repo
+
+
+@pytest.fixture(scope="module")
+def pulled(origin, env, tmp_path_factory) -> tuple[Path, str]:
+    """A fresh clone after the README's one-liner: pull, then the whole DAG in one run."""
+    repo = fresh(origin, tmp_path_factory.mktemp("fresh"), env)
+    return repo, run(f"dvc pull train@tiny && snakemake --cores 2 {TINY}", repo, env)
+
+
+def test_readme_one_liner_never_retrains(pulled, trained):
+    repo, output = pulled
+    assert len(trained) == RUNS
+    # The data was prepared by that same run, after the pull: the case that used to retrain.
+    assert planned_jobs(output, "prepare_data") == 1
+    assert planned_jobs(output, "oneshot") == RUNS and planned_jobs(output, "train") == 0
+    assert checkpoints(repo) == trained
+    assert not (repo / "logs/tiny/train").exists()
+
+
+@pytest.mark.parametrize("order", ["data, pull, snakemake", "pull, data, snakemake", "dvc pull (all)"])
+def test_any_arrival_order_runs_no_train_job(order, origin, trained, env, tmp_path):
+    repo = fresh(origin, tmp_path, env)
+    steps = {"data": f"snakemake {DATA} --cores 1 {TINY}", "pull": "dvc pull train@tiny"}
+    if order == "dvc pull (all)":
+        run("dvc pull", repo, env)  # every published experiment: the default's and tiny's
+        default = run("snakemake --cores all -n", repo, env)
+        assert planned_jobs(default, "train") == 0 and planned_jobs(default, "oneshot") == 8
+    else:
+        for step in order.split(", ")[:2]:
+            run(steps[step], repo, env)
+    dry = run(f"snakemake --cores all -n {TINY}", repo, env)
+    assert planned_jobs(dry, "oneshot") == RUNS and planned_jobs(dry, "train") == 0
+    assert checkpoints(repo) == trained
+
+
+def test_missing_checkpoint_is_trained_after_its_data(origin, env, tmp_path):
+    repo = fresh(origin, tmp_path, env)
+    unpulled = run(f"snakemake --cores all -n {TINY}", repo, env)
+    assert planned_jobs(unpulled, "train") == RUNS and planned_jobs(unpulled, "prepare_data") == 1
+    run("dvc pull train@tiny", repo, env)
+    (repo / "results/tiny/checkpoints/resnet20-SGD-s1.pt").unlink()
+    dry = run(f"snakemake --cores all -n {TINY}", repo, env)
+    assert planned_jobs(dry, "train") == 1 and planned_jobs(dry, "prepare_data") == 1
+    assert all(DATA in line for line in job_inputs(dry, "train"))
+
+
+def test_changed_run_settings_retrain_through_the_params_trigger(origin, env, tmp_path):
+    """Where Snakemake recorded the train jobs: unchanged runs stay, a changed hash retrains."""
+    repo = tmp_path / "origin"
+    shutil.copytree(origin, repo, symlinks=True)
+    unchanged = run(f"snakemake --cores all -n {TINY}", repo, env)
+    assert planned_jobs(unchanged, "train") == 0
+    config = repo / "configs/tiny.yaml"
+    config.write_text(config.read_text().replace("params: {lr: 0.05}", "params: {lr: 0.04}"))
+    dry = run(f"snakemake --cores all -n {TINY}", repo, env)
+    assert planned_jobs(dry, "train") == 2  # SGD, both seeds
+    assert dry.count("Params have changed since last execution") >= 2
+    assert all(DATA in line for line in job_inputs(dry, "train"))
+
+
+def test_dag_outputs_hold_sane_numbers(pulled):
+    repo = pulled[0]
+    rows = list(csv.DictReader(open(repo / "results/tiny/summary.csv")))
     # 4 runs x 3 levels x (1 before BNT + 2 BNT trials)
-    assert len(rows) == 4 * 3 * 3
+    assert len(rows) == RUNS * 3 * 3
     for r in rows:
         assert 0.0 <= float(r["accuracy"]) <= 100.0
         assert abs(float(r["sparsity_prunable"]) - float(r["level"])) < 1e-3
@@ -94,23 +134,26 @@ def test_dag_outputs_hold_sane_numbers(clone):
         assert (float(r["relative_distance"]) == 0) == (float(r["level"]) == 0)
     assert {r["method"] for r in rows} == {"SGD", "CrAM+-Multi"}
     for ext in ("pdf", "png"):
-        assert (clone / f"figures/tiny/accuracy_vs_sparsity_resnet20_global_magnitude.{ext}").stat().st_size > 1000
-    table = (clone / "paper_tables/tiny/resnet20_global_magnitude_bnt.tex").read_text()
+        assert (repo / f"figures/tiny/accuracy_vs_sparsity_resnet20_global_magnitude.{ext}").stat().st_size > 1000
+    table = (repo / "paper_tables/tiny/resnet20_global_magnitude_bnt.tex").read_text()
     assert "\\toprule" in table and "\\mathbf" in table and table.count(" \\pm ") == 2 * 3
 
 
-def test_rerun_of_report_is_byte_identical(clone, env):
-    outputs = sorted(p for d in ("figures/tiny", "paper_tables/tiny") for p in (clone / d).iterdir())
-    outputs.append(clone / "results/tiny/summary.csv")
+def test_rerun_of_report_is_byte_identical(pulled, env):
+    repo = pulled[0]
+    outputs = sorted(p for d in ("figures/tiny", "paper_tables/tiny") for p in (repo / d).iterdir())
+    outputs.append(repo / "results/tiny/summary.csv")
     before = {p: digest(p) for p in outputs}
-    run(["snakemake", "--cores", "2", *CONFIG, "--forcerun", "aggregate", "figures", "tables"], clone, env)
+    out = run(["snakemake", "--cores", "2", *CONFIG, "--forcerun", "aggregate", "figures", "tables"], repo, env)
+    assert planned_jobs(out, "train") == 0
     assert {p: digest(p) for p in outputs} == before
 
 
-def test_invalid_config_stops_before_any_job(clone, env, tmp_path):
-    bad = (clone / "configs/tiny.yaml").read_text().replace("name: cram_plus_multi", "name: adamw_sam")
+def test_invalid_config_stops_before_any_job(pulled, env, tmp_path):
+    repo = pulled[0]
+    bad = (repo / "configs/tiny.yaml").read_text().replace("name: cram_plus_multi", "name: adamw_sam")
     (tmp_path / "bad.yaml").write_text(bad)
     proc = subprocess.run(["snakemake", "--cores", "1", "--configfile", str(tmp_path / "bad.yaml")],
-                          cwd=clone, env=env, capture_output=True, text=True)
+                          cwd=repo, env=env, capture_output=True, text=True)
     assert proc.returncode != 0
     assert "methods.1.name" in proc.stderr + proc.stdout and "cram_plus" in proc.stderr + proc.stdout

@@ -87,9 +87,20 @@ def cmd_tables(args) -> None:
                 accuracy_table(args.summary, out, arch.name, entry.operator, kind == "bnt", methods, levels)
 
 
+def cmd_pull(args) -> None:
+    from .published import NotPublished, pull
+
+    try:
+        code = pull(args.experiments)
+    except NotPublished as err:
+        sys.exit(f"error: {err}")
+    if code:
+        sys.exit(code)
+
+
 COMMANDS = {"check-config": cmd_check, "prepare": cmd_prepare, "train": cmd_train,
             "oneshot": cmd_oneshot, "aggregate": cmd_aggregate, "figures": cmd_figures,
-            "tables": cmd_tables}
+            "tables": cmd_tables, "pull": cmd_pull}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -98,7 +109,7 @@ def parser() -> argparse.ArgumentParser:
     subs = {name: sub.add_parser(name) for name in COMMANDS}
     for name, s in subs.items():
         s.set_defaults(func=COMMANDS[name])
-        if name != "aggregate":
+        if name not in ("aggregate", "pull"):
             s.add_argument("--config", required=True)
     for name in ("prepare", "train", "oneshot", "aggregate"):
         subs[name].add_argument("--out", required=True)
@@ -112,6 +123,7 @@ def parser() -> argparse.ArgumentParser:
     subs["oneshot"].add_argument("--checkpoint", required=True)
     subs["oneshot"].add_argument("--operator", required=True)
     subs["aggregate"].add_argument("results", nargs="+")
+    subs["pull"].add_argument("experiments", nargs="*", help="default: every published experiment")
     for name in ("figures", "tables"):
         subs[name].add_argument("--summary", required=True)
     return p

@@ -1,0 +1,71 @@
+"""Fresh clones of the project for the DVC tests: a new git repository holding the working tree
+as git sees it, clones of it, the commands run in them, and the jobs Snakemake plans or runs."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GIT_USER = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+
+
+def isolated_env(home: Path) -> dict:
+    """HOME inside the test's temporary directory (DVC's global config and site cache live
+    there); the venv's snakemake and dvc first on PATH, whichever way pytest was started."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return dict(os.environ, PATH=path, HOME=str(home), DVC_NO_ANALYTICS="1", **GIT_USER)
+
+
+def run(cmd: list[str] | str, cwd: Path, env: dict) -> str:
+    """A command (a string runs through bash, as a README line would); its stdout + stderr."""
+    args = ["bash", "-c", cmd] if isinstance(cmd, str) else cmd
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    shown = cmd if isinstance(cmd, str) else " ".join(cmd)
+    assert proc.returncode == 0, f"{shown} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def digest(path: Path, algorithm: str = "sha256") -> str:
+    return hashlib.new(algorithm, path.read_bytes()).hexdigest()
+
+
+def copy_project(dest: Path, env: dict) -> Path:
+    """The working tree as git sees it (tracked + untracked, not ignored), committed in a new repo."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    for name in files:
+        src = ROOT / name
+        if src.is_file() or src.is_symlink():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name, follow_symlinks=False)
+    run(["git", "init", "-q"], dest, env)
+    commit(dest, env, "project")
+    return dest
+
+
+def commit(repo: Path, env: dict, message: str) -> None:
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", message], repo, env)
+
+
+def clone(origin: Path, dest: Path, env: dict) -> Path:
+    run(["git", "clone", "-q", str(origin), str(dest)], dest.parent, env)
+    return dest
+
+
+def planned_jobs(output: str, rule: str) -> int:
+    """Jobs of ``rule`` in Snakemake's output (dry run: planned; real run: executed)."""
+    return len(re.findall(rf"^\s*(?:local)?rule {re.escape(rule)}:\s*$", output, flags=re.M))
+
+
+def job_inputs(output: str, rule: str) -> list[str]:
+    """The ``input:`` line of each job of ``rule`` in Snakemake's output."""
+    blocks = re.split(r"^\s*(?:local)?rule ", output, flags=re.M)[1:]
+    return [re.search(r"^\s*input: (.*)$", b, flags=re.M).group(1)
+            for b in blocks if b.startswith(f"{rule}:")]
