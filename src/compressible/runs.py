@@ -62,11 +62,14 @@ class RunSpec:
     def hashed(self) -> dict:
         """The settings that change the trained weights (what :meth:`hash` covers)."""
         method = {"name": self.method.name, "params": self.method.params}
+        training = _hashed_part("training", dataclasses.asdict(self.training), _NOT_TRAINING_KEYS)
+        if self.training.gpus_per_run == 1:
+            training.pop("sync_bn", None)  # no effect with one process
         settings = {
             "dataset": _hashed_part("dataset", self.dataset, _DATASET_LOCATION_KEYS),
             "arch": _hashed_part("arch", dataclasses.asdict(self.arch)), "method": method,
             "seed": self.run.seed,
-            "training": _hashed_part("training", dataclasses.asdict(self.training), _NOT_TRAINING_KEYS),
+            "training": training,
         }
         if getattr(registry.METHODS.get(self.method.name), "uses_prunable", True):
             settings["prunable"] = self.prunable
