@@ -18,6 +18,7 @@ include: "workflow/rules/data.smk"       # prepare_data: dataset -> resources/da
 include: "workflow/rules/train.smk"      # train: one (arch, method, seed) -> checkpoint (DVC-tracked)
 include: "workflow/rules/oneshot.smk"    # oneshot: compress at each level, evaluate, BNT trials
 include: "workflow/rules/report.smk"     # aggregate -> summary.csv; figures; LaTeX tables
+include: "workflow/rules/reproduction.smk"  # published numbers beside ours -> REPRODUCTION.md
 
 
 rule all:
@@ -25,6 +26,7 @@ rule all:
         SUMMARY,
         FIGURES,
         TABLES,
+        REPRODUCTION,
     default_target: True
 
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from .config import ConfigError, load_config, run_spec
+from .report.published import PublishedError
 
 
 def _read_config(path: str) -> dict:
@@ -96,6 +97,23 @@ def cmd_tables(args) -> None:
                 accuracy_table(args.summary, out, arch["name"], entry["operator"], after, methods, levels)
 
 
+def cmd_reproduce(args) -> None:
+    from .report.reproduction import write_report
+
+    out = write_report(args.summary, _read_config(args.config), args.out, args.published)
+    print(f"{out}: written")
+
+
+def add_reproduce(sub) -> None:
+    """`reproduce`: published numbers and claims beside ours (REPRODUCTION.md)."""
+    s = sub.add_parser("reproduce", help=add_reproduce.__doc__)
+    s.set_defaults(func=cmd_reproduce)
+    s.add_argument("--summary", required=True)
+    s.add_argument("--config", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--published", default=None, help="directory of <paper>.yaml (default configs/published)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="compressible", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -122,6 +140,7 @@ def parser() -> argparse.ArgumentParser:
     for name in ("figures", "tables"):
         subs[name].add_argument("--summary", required=True)
         subs[name].add_argument("--outdir", required=True)
+    add_reproduce(sub)
     return p
 
 
@@ -131,5 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
+        return 2
+    except PublishedError as err:  # bad published data or `reproduces` entry
+        print(f"published data error: {err}", file=sys.stderr)
         return 2
     return 0

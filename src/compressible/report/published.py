@@ -117,22 +117,40 @@ _CONCATENATED = re.compile(r"(\d+\.\d)(\d+\.\d+)")  # "95.70.1": CrAM prints one
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 
 
+def token_parts(token: str) -> tuple[str, Optional[str]]:
+    """The value and std as printed: "95.70.1" -> ("95.7", "0.1"); "92.9 0." -> ("92.9", "0.")."""
+    text = token.strip().removesuffix("%").strip()
+    parts = text.split()
+    if len(parts) == 2 and _NUMBER.fullmatch(parts[0]) and re.fullmatch(r"\d+\.\d*", parts[1]):
+        return parts[0], parts[1]
+    if len(parts) == 1 and text.count(".") == 2 and _CONCATENATED.fullmatch(text):
+        value, std = _CONCATENATED.fullmatch(text).groups()
+        return value, std
+    if len(parts) == 1 and _NUMBER.fullmatch(text):
+        return text, None
+    raise ValueError(f"cannot read a number from token {token!r}")
+
+
 def parse_token(token: str) -> tuple[float, Optional[float]]:
     """Value and std of a number as the papers' text gives it, once the ± sign is lost.
 
     "93.10" and "77.3%" -> (93.1, None); "92.8 0.1" -> (92.8, 0.1); "95.70.1" -> (95.7, 0.1)
     (CrAM's Table 18: one decimal each); "92.9 0." -> (92.9, None): the std lost its digit.
     """
-    text = token.strip().removesuffix("%").strip()
-    parts = text.split()
-    if len(parts) == 2 and _NUMBER.fullmatch(parts[0]):
-        return float(parts[0]), float(parts[1]) if re.fullmatch(r"\d+\.\d+", parts[1]) else None
-    if len(parts) == 1 and text.count(".") == 2 and _CONCATENATED.fullmatch(text):
-        value, std = _CONCATENATED.fullmatch(text).groups()
-        return float(value), float(std)
-    if len(parts) == 1 and _NUMBER.fullmatch(text):
-        return float(text), None
-    raise ValueError(f"cannot read a number from token {token!r}")
+    value, std = token_parts(token)
+    return float(value), float(std) if _complete(std) else None
+
+
+def _complete(std: Optional[str]) -> bool:
+    return std is not None and re.fullmatch(r"\d+\.\d+", std) is not None
+
+
+def printed(token: str) -> str:
+    """The number as the paper prints it, with its ± restored: "95.7 ± 0.1", "92.9 ± ?"."""
+    value, std = token_parts(token)
+    if std is None:
+        return value
+    return f"{value} ± {std if _complete(std) else '?'}"
 
 
 def token_in_context(token: str, context: str) -> bool:
