@@ -195,8 +195,9 @@ pair (after BNT), n values; Δ = ours − published. A number is **reproduced** 
 |Δ| ≤ max(2·σ_published, 2·σ_ours, 0.5 pp), otherwise it **deviates**; **not run** where no
 result of this experiment matches it (architecture, method and its identifying parameters,
 operator, level, before/after BNT). Rows of methods the paper only cites are shown, never judged;
-in claims they enter with their published value. A claim holds when every comparison it makes
-holds on our means; "paper" says whether it holds on the paper's own numbers."""
+in claims they enter with their published value. Where several of this config's methods match
+one row, each gets its own line; claims use the first in config order. A claim holds when every
+comparison it makes holds on our means; "paper" says whether it holds on the paper's own numbers."""
 
 
 def write_report(summary_csv, cfg: dict, out, directory=None) -> Path:
@@ -214,15 +215,24 @@ def build_report(summary_csv, cfg: dict, directory=None) -> str:
     selected = pub.resolve_references(cfg.get("reproduces", []), directory)
     if not selected:
         raise pub.PublishedError("config key 'reproduces': empty; name the published tables this experiment reproduces")
-    ev = Evaluator(load_summary(summary_csv), cfg, pub.load_all(directory))
+    df = load_summary(summary_csv)
+    ev = Evaluator(df, cfg, pub.load_all(directory))
     lines = [f"# Reproduction report: {cfg['experiment']}", "",
-             f"Summary `{Path(summary_csv).as_posix()}`; {_experiment(cfg)}", "", HEADER, ""]
+             f"Summary `{Path(summary_csv).as_posix()}` ({_origin(df)}); {_experiment(cfg)} "
+             f"Runs: `results/{cfg['experiment']}/checkpoints/<arch>-<label>-s<seed>.pt`, each with its "
+             "provenance (resolved config, git commit, package versions, device) in the JSON beside it.",
+             "", HEADER, ""]
     by_paper: dict = {}
     for paper, table, what in selected:
         by_paper.setdefault(paper.name, (paper, []))[1].append((table, what))
     for paper, tables in by_paper.values():
         lines += _paper_section(ev, paper, tables)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _origin(df: pd.DataFrame) -> str:
+    pairs = sorted(set(zip(df["experiment"].astype(str), df["dataset"].astype(str))))
+    return "; ".join(f"experiment {e}, dataset {d}" for e, d in pairs) or "no rows"
 
 
 def _experiment(cfg: dict) -> str:
