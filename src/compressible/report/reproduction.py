@@ -16,9 +16,10 @@ from typing import Optional
 import pandas as pd
 
 from .. import registry
+from ..config import import_registries
 from . import published as pub
 
-MIN_TOLERANCE = 0.5  # pp: below this, run-to-run noise of a single CIFAR/ImageNet run dominates
+MIN_TOLERANCE = 0.5  # pp: the floor of the tolerance (papers print one decimal of a noisy mean)
 EPS = 1e-9  # absorbs binary rounding of decimal differences (75.9 - 75.3 = 0.6000000000000085)
 
 
@@ -42,17 +43,11 @@ class Ours:
 
 def effective_params(method: dict) -> dict:
     """The config method's parameters with the builder's defaults filled in."""
-    registry_import()
+    import_registries()
     builder = registry.METHODS.get(method["name"])
     defaults = {n: p.default for n, p in inspect.signature(builder).parameters.items()
                 if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty}
     return {**defaults, **method.get("params", {})}
-
-
-def registry_import() -> None:
-    from ..config import import_registries
-
-    import_registries()
 
 
 def matching_labels(cfg: dict, cell: pub.Cell) -> list[str]:
@@ -263,25 +258,31 @@ def _count(verdicts: list, good: str, what: str) -> str:
 
 
 def _number_rows(ev: Evaluator, table: pub.Table) -> list[tuple]:
+    """Report rows (row, column, arch, published, ours, n, Δ, verdict, runs): one per matching
+    method label, one "not run" where none matches, one "cited" for a cited method."""
     rows = []
     for number in table.numbers:
         cell = number.cell
-        found = ev.ours(cell) if cell.reproducible else []
         if not cell.reproducible:
-            rows.append((cell.row, cell.column, cell.setup.arch, _published(number), "—", "", "", "cited", cell.note))
-        for ours in found or ([None] if cell.reproducible else []):
-            rows.append(_number_row(cell, number, ours, ev.cfg))
+            rows.append(_head(cell, number) + ("—", "", "", "cited", cell.note))
+            continue
+        rows += [_number_row(cell, number, ours, ev.cfg) for ours in (ev.ours(cell) or [None])]
     return rows
+
+
+def _head(cell: pub.Cell, number: pub.Number) -> tuple:
+    row = cell.row + (f" ({cell.epochs} epochs)" if cell.epochs else "")
+    return (row, cell.column, cell.setup.arch, pub.printed(number.token))
 
 
 def _number_row(cell: pub.Cell, number: pub.Number, ours: Optional[Ours], cfg: dict) -> tuple:
     if ours is None:
         labels = matching_labels(cfg, cell)
-        why = f"no results of {', '.join(labels)} for {_where(cell)}" if labels else f"no method {_method(cell)} in this config"
-        return (cell.row, cell.column, cell.setup.arch, _published(number), "—", "", "", "not run", why)
-    delta = ours.mean - number.value
-    return (cell.row, cell.column, cell.setup.arch, _published(number), f"{ours.mean:.2f} ± {ours.std:.2f}",
-            str(ours.n), f"{delta:+.2f}", verdict(number, ours), ours.runs)
+        why = (f"no results of {', '.join(labels)} for {_where(cell)}" if labels
+               else f"no method {_method(cell)} in this config")
+        return _head(cell, number) + ("—", "", "", "not run", why)
+    return _head(cell, number) + (f"{ours.mean:.2f} ± {ours.std:.2f}", str(ours.n),
+                                  f"{ours.mean - number.value:+.2f}", verdict(number, ours), ours.runs)
 
 
 def _where(cell: pub.Cell) -> str:
@@ -298,12 +299,8 @@ def _method(cell: pub.Cell) -> str:
     return f"`{cell.method}`" + (f" ({inner})" if inner else "")
 
 
-def _published(number: pub.Number) -> str:
-    return pub.printed(number.token)
-
-
 def _table_section(paper: pub.Paper, table: pub.Table, rows: list, results: list) -> list[str]:
-    lines = [f"### {paper.name}/{table.name}", "", table.title, "", f"Published setup: {_setups(table, rows, results)}", ""]
+    lines = [f"### {paper.name}/{table.name}", "", table.title, "", f"Published setup: {_setups(table, results)}", ""]
     if rows:
         lines += ["| row | column | arch | published | ours | n | Δ | verdict | runs |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -315,7 +312,7 @@ def _table_section(paper: pub.Paper, table: pub.Table, rows: list, results: list
     return lines
 
 
-def _setups(table: pub.Table, rows: list, results: list) -> str:
+def _setups(table: pub.Table, results: list) -> str:
     setups = {n.cell.setup for n in table.numbers} | {c.setup for r in results for p in r.claim.pairs for c in p}
     setups = sorted(setups | {table.setup}, key=lambda s: s.name)
     return "; ".join(f"{s.dataset}, {s.arch}" + (f", {s.epochs} epochs" if s.epochs else "")
