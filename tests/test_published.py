@@ -135,3 +135,17 @@ def test_unknown_reproduces_entry_lists_the_published_tables():
         pub.resolve_references(["cram/table17", "cram/table99"], PUBLISHED)
     [(paper, table, what)] = pub.resolve_references(["cram/table17/claims"], PUBLISHED)
     assert (paper.name, table.name, what) == ("cram", "table17", {"claims"})
+
+
+def test_claim_sides_pair_by_position_or_repeat_a_single_row(papers):
+    [claim] = [c for c in pub.iter_claims(papers) if c.ref == "cram/table17/multi-above-sgd-sam-high-sparsity"]
+    assert [(a.row, a.column, b.row, b.column) for a, b in claim.pairs] == [
+        ("CrAM+-Multi", "80%", "Baseline", "80%"), ("CrAM+-Multi", "90%", "Baseline", "90%"),
+        ("CrAM+-Multi", "80%", "SAM", "80%"), ("CrAM+-Multi", "90%", "SAM", "90%")]
+
+
+def test_sides_of_different_lengths_are_refused(tmp_path):
+    def edit(raw):
+        raw["tables"]["table8"]["claims"][0]["right"]["rows"] = ["Top-K+-k50", "Top-K+-k70", "Top-K+-Multi"]
+    with pytest.raises(pub.PublishedError, match="left and right list 2 and 3 rows"):
+        pub.load_paper(_write_bad(tmp_path, edit))
