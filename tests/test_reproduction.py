@@ -160,6 +160,7 @@ def test_default_config_reports_the_table17_claims(tmp_path):
     rows = [dict(r, method="SAM") for r in summary_rows() if r["method"] == "SGD"]
     text = build_report(write_summary(tmp_path / "s.csv", summary_rows() + rows), cfg)
     assert "### cram/table17" in text and "| row | column |" not in text  # claims only
+    assert "## cram: 1 of 4 claims hold (2 not run)\n" in text
     assert line(text, "App. C.8: CrAM+-Multi keeps more accuracy than the dense baseline and SAM after "
                       "one-shot pruning to 80 % and 90 % (+BNT)").endswith("| not run | holds |")  # no 80 % here
     assert line(text, "App. C.8: BNT raises the 90 %-sparse CrAM+-Multi model far above its accuracy "

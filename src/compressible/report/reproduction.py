@@ -246,9 +246,9 @@ def _paper_section(ev: Evaluator, paper: pub.Paper, tables: list) -> list[str]:
         verdicts += [r[-2] for r in rows if r[-2] != "cited"]
         claims += [r.verdict for r in results]
         body += _table_section(paper, table, rows, results)
-    head = [f"## {paper.name}: {_count(verdicts, 'reproduced', 'numbers reproduced')}; "
-            f"{_count(claims, 'holds', 'claims hold')}", "", paper.title, ""]
-    return head + body
+    counts = ([_count(verdicts, "reproduced", "numbers reproduced")] if any("cells" in w for _, w in tables) else []) \
+        + ([_count(claims, "holds", "claims hold")] if any("claims" in w for _, w in tables) else [])
+    return [f"## {paper.name}: {'; '.join(counts)}", "", paper.title, ""] + body
 
 
 def _count(verdicts: list, good: str, what: str) -> str:
