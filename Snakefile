@@ -18,6 +18,7 @@ include: "workflow/rules/data.smk"       # prepare_data: dataset -> resources/da
 include: "workflow/rules/train.smk"      # train: one (arch, method, seed) -> checkpoint (DVC-tracked)
 include: "workflow/rules/oneshot.smk"    # oneshot: compress at each level, evaluate, BNT trials
 include: "workflow/rules/report.smk"     # aggregate -> summary.csv; figures; LaTeX tables
+include: "workflow/rules/reproduction.smk"  # published numbers beside ours -> REPRODUCTION.md
 
 # On a cluster these run on the submit host: downloads need its network, the rest takes seconds.
 localrules: all, train_all, prepare_data, aggregate, figures, tables
@@ -28,6 +29,7 @@ rule all:
         SUMMARY,
         FIGURES,
         TABLES,
+        REPRODUCTION,
     default_target: True
 
 

@@ -15,6 +15,7 @@ from .artefacts import ArtefactError, read_json
 from .config import ConfigError, load_config, validate_config
 from .runs import Experiment, Run
 from .stops import RunStopped
+from .report.published import PublishedError
 
 
 def read_config(path: str):
@@ -103,6 +104,23 @@ COMMANDS = {"check-config": cmd_check, "prepare": cmd_prepare, "train": cmd_trai
             "tables": cmd_tables, "pull": cmd_pull}
 
 
+def cmd_reproduce(args) -> None:
+    from .report.reproduction import write_report
+
+    out = write_report(args.summary, read_config(args.config).resolved, args.out, args.published)
+    print(f"{out}: written")
+
+
+def add_reproduce(sub) -> None:
+    """`reproduce`: published numbers and claims beside ours (REPRODUCTION.md)."""
+    s = sub.add_parser("reproduce", help=add_reproduce.__doc__)
+    s.set_defaults(func=cmd_reproduce)
+    s.add_argument("--summary", required=True)
+    s.add_argument("--config", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--published", default=None, help="directory of <paper>.yaml (default configs/published)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="compressible", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -126,6 +144,7 @@ def parser() -> argparse.ArgumentParser:
     subs["pull"].add_argument("experiments", nargs="*", help="default: every published experiment")
     for name in ("figures", "tables"):
         subs[name].add_argument("--summary", required=True)
+    add_reproduce(sub)
     return p
 
 
@@ -142,4 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     except RunStopped as err:  # interrupted (resumable) or diverged; see stops.py
         print(f"{type(err).__name__}: {err}", file=sys.stderr)
         return err.exit_code
+    except PublishedError as err:  # bad published data or `reproduces` entry
+        print(f"published data error: {err}", file=sys.stderr)
+        return 2
     return 0

@@ -94,6 +94,7 @@ class Config:
     oneshot: list[OneShot]
     bnt: BNT
     report: Report
+    reproduces: list[str]  # published tables and claims this experiment is compared with
     resolved: dict
 
     def arch(self, name: str) -> Arch:
@@ -150,7 +151,7 @@ def typed(cfg: dict) -> Config:
         archs=[Arch(**a) for a in cfg["archs"]], methods=[Method(**m) for m in cfg["methods"]],
         seeds=list(cfg["seeds"]), training=Training(**cfg["training"]), prunable=cfg["prunable"],
         oneshot=[OneShot(**e) for e in cfg["oneshot"]], bnt=BNT(**cfg["bnt"]),
-        report=Report(**cfg["report"]), resolved=cfg)
+        report=Report(**cfg["report"]), reproduces=list(cfg["reproduces"]), resolved=cfg)
 
 
 def _describe(error: jsonschema.ValidationError) -> str:

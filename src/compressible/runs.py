@@ -137,6 +137,10 @@ class Experiment:
     def table(self, arch, operator, kind) -> str:
         return f"paper_tables/{self.name}/{arch}_{operator}_{kind}.tex"
 
+    @property
+    def reproduction_report(self) -> str:
+        return f"paper_tables/{self.name}/REPRODUCTION.md"
+
     def log(self, name: str) -> str:
         return f"logs/{self.name}/{name}.log"
 

@@ -1,0 +1,319 @@
+"""The reproduction report: for every published number and claim a config says it reproduces,
+ours beside the paper's, the difference and a verdict (``paper_tables/<exp>/REPRODUCTION.md``).
+
+A published cell meets our results through the config: its row's method (registry name and the
+parameters that identify the paper's variant, builder defaults filled in) picks the config's
+method labels, its setup the architecture, its column the operator, level and BNT.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from .. import registry
+from ..config import method_params
+from . import published as pub
+
+MIN_TOLERANCE = 0.5  # pp: the floor of the tolerance (papers print one decimal of a noisy mean)
+EPS = 1e-9  # absorbs binary rounding of decimal differences (75.9 - 75.3 = 0.6000000000000085)
+
+
+@dataclass(frozen=True)
+class Ours:
+    """Our value of a cell: mean ± std (ddof 1; 0 for one value) of n measurements."""
+    label: str
+    mean: float
+    std: float
+    n: int
+    seeds: tuple
+    trials: int  # BNT trials per seed (0: dense or before BNT)
+
+    @property
+    def runs(self) -> str:
+        seeds = ", ".join(str(s) for s in self.seeds)
+        return f"{self.label} s{seeds}" + (f" × {self.trials} BNT trials" if self.trials else "")
+
+
+# ---------------------------------------------------------------- matching
+
+def effective_params(method: dict) -> dict:
+    """The config method's parameters with the builder's defaults filled in."""
+    defaults = method_params(registry.METHODS.get(method["name"]))
+    return {**defaults, **method.get("params", {})}
+
+
+def matching_labels(cfg: dict, cell: pub.Cell) -> list[str]:
+    """The config's method labels that train the cell's row (config order)."""
+    if not cell.reproducible:
+        return []
+    return [m["label"] for m in cfg["methods"] if m["name"] == cell.method and _params_match(m, cell)]
+
+
+def _params_match(method: dict, cell: pub.Cell) -> bool:
+    params = effective_params(method)
+    return (all(_same(params.get(k), v) for k, v in cell.params.items())
+            and all(params.get(k) is not None for k in cell.given))
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return math.isclose(a, b, rel_tol=0, abs_tol=1e-12)
+    return a == b
+
+
+def _same_level(ours: str, level) -> bool:
+    """'0.9' and 0.9 are the same sparsity; patterns ('2:4') compare as text."""
+    try:
+        return float(ours) == float(level)
+    except (TypeError, ValueError):
+        return str(ours) == str(level)
+
+
+def load_summary(path) -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=False, dtype={"level": str, "bnt_trial": str, "prunable": str})
+
+
+def ours_for(df: pd.DataFrame, cell: pub.Cell, label: str) -> Optional[Ours]:
+    """Our measurements of the cell for one method label, or None where none exist."""
+    part = df[(df["arch"] == cell.setup.arch) & (df["method"] == label)]
+    if cell.compressor == pub.DENSE:
+        values = part.groupby("seed", sort=True)["dense_accuracy"].first()
+        return _ours(label, values.tolist(), tuple(values.index), 0) if len(values) else None
+    part = part[(part["compressor"] == cell.compressor) & part["level"].map(lambda lv: _same_level(lv, cell.level))]
+    if cell.prunable is not None:
+        part = part[part["prunable"] == cell.prunable]
+    part = part[(part["bnt_trial"] != "") == bool(cell.bnt)].sort_values(["seed", "bnt_trial"])
+    if part.empty:
+        return None
+    seeds = tuple(sorted(set(part["seed"].tolist())))
+    trials = int(part.groupby("seed").size().max()) if cell.bnt else 0
+    return _ours(label, part["accuracy"].tolist(), seeds, trials)
+
+
+def _ours(label: str, values: list, seeds: tuple, trials: int) -> Ours:
+    n = len(values)
+    mean = math.fsum(values) / n
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return Ours(label, mean, std, n, tuple(int(s) for s in seeds), trials)
+
+
+# ---------------------------------------------------------------- verdicts
+
+def tolerance(number: pub.Number, ours: Ours) -> float:
+    """max(2·σ_published, 2·σ_ours, 0.5 pp); a std the paper does not give counts as 0."""
+    return max(2 * (number.std or 0.0), 2 * ours.std, MIN_TOLERANCE)
+
+
+def verdict(number: pub.Number, ours: Optional[Ours]) -> str:
+    if ours is None:
+        return "not run"
+    return "reproduced" if abs(ours.mean - number.value) <= tolerance(number, ours) + EPS else "deviates"
+
+
+def pair_holds(kind: str, threshold: float, left: float, right: float) -> bool:
+    if kind == "greater":
+        return left - right > threshold + EPS
+    if kind == "not_below":
+        return left >= right - threshold - EPS
+    return abs(left - right) <= threshold + EPS  # within
+
+
+_SYMBOL = {"greater": ">", "not_below": "≥", "within": "≈"}
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    claim: pub.Claim
+    verdict: str  # holds / does not hold / not run
+    on_paper: str  # the same check on the paper's own numbers: holds / does not hold / n/a
+    numbers: tuple  # one string per pair
+
+
+class Evaluator:
+    """Our value (or, for cited rows, the published one) of any cell, from one summary."""
+
+    def __init__(self, df: pd.DataFrame, cfg: dict, papers: dict):
+        self.df, self.cfg = df, cfg
+        self.published = {n.cell.key: n for n in pub.iter_numbers(papers)}
+
+    def ours(self, cell: pub.Cell) -> list[Ours]:
+        return [o for o in (ours_for(self.df, cell, lb) for lb in matching_labels(self.cfg, cell)) if o]
+
+    def value(self, cell: pub.Cell) -> tuple[Optional[float], str]:
+        if not cell.reproducible:
+            return self.published[cell.key].value, "published"
+        found = self.ours(cell)
+        return (found[0].mean, found[0].label) if found else (None, "not run")
+
+    def claim(self, claim: pub.Claim) -> ClaimResult:
+        texts, results, paper = [], [], []
+        for a, b in claim.pairs:
+            (va, sa), (vb, sb) = self.value(a), self.value(b)
+            ok = None if va is None or vb is None else pair_holds(claim.kind, claim.threshold, va, vb)
+            results.append(ok)
+            texts.append(f"{_side(a, va, sa)} {_SYMBOL[claim.kind]} {_side(b, vb, sb)}{_mark(ok)}")
+            pa, pb = self.published.get(a.key), self.published.get(b.key)
+            paper.append(None if pa is None or pb is None else pair_holds(claim.kind, claim.threshold, pa.value, pb.value))
+        return ClaimResult(claim, _combine(results), _combine(paper, missing="n/a"), tuple(texts))
+
+
+def _side(cell: pub.Cell, value: Optional[float], source: str) -> str:
+    where = f"{cell.row} {cell.column}"
+    if value is None:
+        return f"{where}: not run"
+    return f"{where}: {value:.2f}" + (" (published)" if source == "published" else "")
+
+
+def _mark(ok: Optional[bool]) -> str:
+    return "" if ok is None else (" ✓" if ok else " ✗")
+
+
+def _combine(results: list, missing: str = "not run") -> str:
+    """Any failing comparison: does not hold; else any not evaluated: not run; else holds."""
+    if any(r is False for r in results):
+        return "does not hold"
+    return missing if any(r is None for r in results) else "holds"
+
+
+# ---------------------------------------------------------------- the report
+
+HEADER = """Ours: mean ± std (ddof 1) over seeds (dense and before BNT) or over every (seed, BNT trial)
+pair (after BNT), n values; Δ = ours − published. A number is **reproduced** when
+|Δ| ≤ max(2·σ_published, 2·σ_ours, 0.5 pp), otherwise it **deviates**; **not run** where no
+result of this experiment matches it (architecture, method and its identifying parameters,
+operator, level, before/after BNT). Rows of methods the paper only cites are shown, never judged;
+in claims they enter with their published value. Where several of this config's methods match
+one row, each gets its own line; claims use the first in config order. A claim holds when every
+comparison it makes holds on our means; "paper" says whether it holds on the paper's own numbers."""
+
+
+def write_report(summary_csv, cfg: dict, out, directory=None) -> Path:
+    """Write the report for the config's ``reproduces`` entries (same inputs, same bytes)."""
+    text = build_report(summary_csv, cfg, directory)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+def build_report(summary_csv, cfg: dict, directory=None) -> str:
+    selected = pub.resolve_references(cfg.get("reproduces", []), directory)
+    if not selected:
+        raise pub.PublishedError("config key 'reproduces': empty; name the published tables this experiment reproduces")
+    df = load_summary(summary_csv)
+    ev = Evaluator(df, cfg, pub.load_all(directory))
+    lines = [f"# Reproduction report: {cfg['experiment']}", "",
+             f"Summary `{Path(summary_csv).as_posix()}` ({_origin(df)}); {_experiment(cfg)} "
+             f"Runs: `results/{cfg['experiment']}/checkpoints/<arch>-<label>-s<seed>.pt`, each with its "
+             "provenance (resolved config, git commit, package versions, device) in the JSON beside it.",
+             "", HEADER, ""]
+    by_paper: dict = {}
+    for paper, table, what in selected:
+        by_paper.setdefault(paper.name, (paper, []))[1].append((table, what))
+    for paper, tables in by_paper.values():
+        lines += _paper_section(ev, paper, tables)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _origin(df: pd.DataFrame) -> str:
+    pairs = sorted(set(zip(df["experiment"].astype(str), df["dataset"].astype(str))))
+    return "; ".join(f"experiment {e}, dataset {d}" for e, d in pairs) or "no rows"
+
+
+def _experiment(cfg: dict) -> str:
+    archs = ", ".join(a["name"] + (f" (width {a['width']})" if a.get("width") else "") for a in cfg["archs"])
+    epochs = sorted({m.get("epochs") or cfg["training"]["epochs"] for m in cfg["methods"]})
+    return (f"this experiment: dataset {cfg['dataset']['name']}, {archs}, "
+            f"epochs {'/'.join(map(str, epochs))}, seeds {', '.join(map(str, cfg['seeds']))}, "
+            f"{cfg.get('bnt', {}).get('trials', 0)} BNT trials.")
+
+
+def _paper_section(ev: Evaluator, paper: pub.Paper, tables: list) -> list[str]:
+    body, verdicts, claims = [], [], []
+    for table, what in tables:
+        rows = _number_rows(ev, table) if "cells" in what else []
+        results = [ev.claim(c) for c in table.claims] if "claims" in what else []
+        verdicts += [r[-2] for r in rows if r[-2] != "cited"]
+        claims += [r.verdict for r in results]
+        body += _table_section(paper, table, rows, results)
+    counts = ([_count(verdicts, "reproduced", "numbers reproduced")] if any("cells" in w for _, w in tables) else []) \
+        + ([_count(claims, "holds", "claims hold")] if any("claims" in w for _, w in tables) else [])
+    return [f"## {paper.name}: {'; '.join(counts)}", "", paper.title, ""] + body
+
+
+def _count(verdicts: list, good: str, what: str) -> str:
+    """'3 of 5 claims hold (1 not run)'."""
+    not_run = verdicts.count("not run")
+    return f"{verdicts.count(good)} of {len(verdicts)} {what}" + (f" ({not_run} not run)" if not_run else "")
+
+
+def _number_rows(ev: Evaluator, table: pub.Table) -> list[tuple]:
+    """Report rows (row, column, arch, published, ours, n, Δ, verdict, runs): one per matching
+    method label, one "not run" where none matches, one "cited" for a cited method."""
+    rows = []
+    for number in table.numbers:
+        cell = number.cell
+        if not cell.reproducible:
+            rows.append(_head(cell, number) + ("—", "", "", "cited", cell.note))
+            continue
+        rows += [_number_row(cell, number, ours, ev.cfg) for ours in (ev.ours(cell) or [None])]
+    return rows
+
+
+def _head(cell: pub.Cell, number: pub.Number) -> tuple:
+    row = cell.row + (f" ({cell.epochs} epochs)" if cell.epochs else "")
+    return (row, cell.column, cell.setup.arch, pub.printed(number.token))
+
+
+def _number_row(cell: pub.Cell, number: pub.Number, ours: Optional[Ours], cfg: dict) -> tuple:
+    if ours is None:
+        labels = matching_labels(cfg, cell)
+        why = (f"no results of {', '.join(labels)} for {_where(cell)}" if labels
+               else f"no method {_method(cell)} in this config")
+        return _head(cell, number) + ("—", "", "", "not run", why)
+    return _head(cell, number) + (f"{ours.mean:.2f} ± {ours.std:.2f}", str(ours.n),
+                                  f"{ours.mean - number.value:+.2f}", verdict(number, ours), ours.runs)
+
+
+def _where(cell: pub.Cell) -> str:
+    if cell.compressor == pub.DENSE:
+        return f"{cell.setup.arch}, dense"
+    return (f"{cell.setup.arch}, {cell.compressor} {cell.level}, {'after' if cell.bnt else 'before'} BNT"
+            + (f", prunable {cell.prunable}" if cell.prunable else ""))
+
+
+def _method(cell: pub.Cell) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in cell.params.items())
+    given = ", ".join(f"{k} set" for k in cell.given)
+    inner = "; ".join(x for x in (params, given) if x)
+    return f"`{cell.method}`" + (f" ({inner})" if inner else "")
+
+
+def _table_section(paper: pub.Paper, table: pub.Table, rows: list, results: list) -> list[str]:
+    lines = [f"### {paper.name}/{table.name}", "", table.title, "", f"Published setup: {_setups(table, results)}", ""]
+    if rows:
+        lines += ["| row | column | arch | published | ours | n | Δ | verdict | runs |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += ["| " + " | ".join(_escape(x) for x in r) + " |" for r in rows] + [""]
+    if results:
+        lines += ["| claim | comparisons (ours) | verdict | paper |", "| --- | --- | --- | --- |"]
+        lines += [f"| {_escape(r.claim.text)} | {_escape('; '.join(r.numbers))} | {r.verdict} | {r.on_paper} |"
+                  for r in results] + [""]
+    return lines
+
+
+def _setups(table: pub.Table, results: list) -> str:
+    setups = {n.cell.setup for n in table.numbers} | {c.setup for r in results for p in r.claim.pairs for c in p}
+    setups = sorted(setups | {table.setup}, key=lambda s: s.name)
+    return "; ".join(f"{s.dataset}, {s.arch}" + (f", {s.epochs} epochs" if s.epochs else "")
+                     + (f" ({s.note})" if s.note else "") for s in setups)
+
+
+def _escape(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,194 @@
+"""The reproduction report from a synthetic summary.csv: verdicts at and across the tolerance
+boundary, not run, cited rows, claims that hold and that do not, byte-identical output, the CLI."""
+from __future__ import annotations
+
+import csv
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from compressible.config import load_config
+from compressible.report.aggregate import COLUMNS
+from compressible.report.published import PublishedError
+from compressible.report.reproduction import build_report, write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A toy paper: SGD and CrAM+-Multi (the default config's methods) on resnet20.
+TOY = {
+    "paper": "toy", "title": "A toy paper", "seed_prefix": "x_",
+    "setups": {"s": {"dataset": "cifar10", "arch": "resnet20", "epochs": 10}},
+    "tables": {"t1": {
+        "title": "toy table", "setup": "s",
+        "rows": {"SGD": {"method": "sgd"},
+                 "CrAM+-Multi": {"method": "cram_plus_multi", "params": {"sparse_grad": True}},
+                 "Cited": {"reproducible": False, "note": "another paper"},
+                 "CrAM+-k70": {"method": "cram_plus", "params": {"sparsity": 0.7}}},
+        "columns": {"dense": {"compressor": "dense"},
+                    "50%": {"compressor": "global_magnitude", "level": 0.5, "bnt": True},
+                    "90%": {"compressor": "global_magnitude", "level": 0.9, "bnt": True},
+                    "90% before": {"compressor": "global_magnitude", "level": 0.9, "bnt": False},
+                    "70%": {"compressor": "global_magnitude", "level": 0.7, "bnt": True}},
+        "numbers": [
+            {"row": "SGD", "context": "SGD | 90.0 | 89.0 0.1 | 60.0 1.0 | 61.0 |",
+             "cells": {"dense": {"token": "90.0", "value": 90.0},
+                       "50%": {"token": "89.0 0.1", "value": 89.0, "std": 0.1},
+                       "90%": {"token": "60.0 1.0", "value": 60.0, "std": 1.0},
+                       "70%": {"token": "61.0", "value": 61.0}}},
+            {"row": "CrAM+-Multi", "context": "CrAM+-Multi | 91.0 | 89.0 | 85.0 | 10.0 |",
+             "cells": {"dense": {"token": "91.0", "value": 91.0}, "50%": {"token": "89.0", "value": 89.0},
+                       "90%": {"token": "85.0", "value": 85.0}, "90% before": {"token": "10.0", "value": 10.0}}},
+            {"row": "Cited", "context": "Cited | 70.0 |", "cells": {"90%": {"token": "70.0", "value": 70.0}}},
+            {"row": "CrAM+-k70", "context": "CrAM+-k70 | 88.0 |", "cells": {"dense": {"token": "88.0", "value": 88.0}}},
+        ],
+        "claims": [
+            {"id": "multi-above-sgd", "text": "Multi keeps more at 90 %", "kind": "greater",
+             "left": {"rows": ["CrAM+-Multi"], "columns": ["90%"]}, "right": {"rows": ["SGD", "Cited"], "columns": ["90%"]}},
+            {"id": "dense-close", "text": "dense within 0.5 pp", "kind": "within", "tolerance": 0.5,
+             "left": {"rows": ["CrAM+-Multi"], "columns": ["dense"]}, "right": {"rows": ["SGD"], "columns": ["dense"]}},
+            {"id": "bnt-helps", "text": "BNT helps by 10 pp", "kind": "greater", "margin": 10.0,
+             "left": {"rows": ["CrAM+-Multi"], "columns": ["90%"]}, "right": {"rows": ["CrAM+-Multi"], "columns": ["90% before"]}},
+            {"id": "at-70", "text": "Multi not below SGD at 70 %", "kind": "not_below", "tolerance": 1.0,
+             "left": {"rows": ["CrAM+-Multi"], "columns": ["70%"]}, "right": {"rows": ["SGD"], "columns": ["70%"]}},
+        ]}},
+}
+
+# (method, seed) -> dense accuracy and, per level, (before BNT, [BNT trials])
+RESULTS = {
+    ("SGD", 0): (90.25, {"0.5": (80.0, [89.5, 89.5]), "0.9": (20.0, [50.0, 60.0])}),
+    ("SGD", 1): (89.75, {"0.5": (80.0, [89.5, 89.5]), "0.9": (20.0, [70.0, 80.0])}),
+    ("CrAM+-Multi", 0): (93.0, {"0.5": (85.0, [89.51, 89.51]), "0.9": (40.0, [86.0, 86.0])}),
+    ("CrAM+-Multi", 1): (93.0, {"0.5": (85.0, [89.51, 89.51]), "0.9": (40.0, [86.0, 86.0])}),
+}
+
+
+def summary_rows() -> list[dict]:
+    rows = []
+    for (method, seed), (dense, levels) in RESULTS.items():
+        for level, (before, trials) in levels.items():
+            base = {"experiment": "default", "dataset": "mnist_embedded", "arch": "resnet20", "method": method,
+                    "seed": seed, "compressor": "global_magnitude", "level": level, "prunable": "weights",
+                    "loss": 0.5, "dense_accuracy": dense, "sparsity_prunable": level, "sparsity_total": level,
+                    "compression_ratio": 2, "flops_ratio": 0.5, "speedup": 2, "params_remaining": 10,
+                    "relative_distance": 0.1}
+            rows.append(dict(base, bnt_trial="", bnt_seed="", accuracy=before))
+            rows += [dict(base, bnt_trial=t, bnt_seed=100 + t, accuracy=a) for t, a in enumerate(trials)]
+    return rows
+
+
+def write_summary(path: Path, rows: list[dict]) -> Path:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def published(tmp_path) -> Path:
+    folder = tmp_path / "published"
+    folder.mkdir()
+    (folder / "toy.yaml").write_text(yaml.safe_dump(TOY, sort_keys=False))
+    return folder
+
+
+@pytest.fixture
+def cfg() -> dict:
+    cfg = load_config(ROOT / "configs" / "default.yaml").resolved
+    cfg["reproduces"] = ["toy/t1"]
+    return cfg
+
+
+@pytest.fixture
+def report(tmp_path, published, cfg) -> str:
+    return build_report(write_summary(tmp_path / "summary.csv", summary_rows()), cfg, published)
+
+
+def line(report: str, *starts: str) -> str:
+    prefix = "| " + " | ".join(starts) + " |"
+    [found] = [ln for ln in report.splitlines() if ln.startswith(prefix)]
+    return found
+
+
+def test_verdicts_at_and_across_the_tolerance_boundary(report):
+    # ours 89.5 ± 0.0, published 89.0 ± 0.1: |Δ| = 0.5 = the 0.5 pp floor -> reproduced
+    assert line(report, "SGD", "50%").endswith("| 89.50 ± 0.00 | 4 | +0.50 | reproduced | SGD s0, 1 × 2 BNT trials |")
+    # ours 89.51, published 89.0: just beyond the floor -> deviates
+    assert "| +0.51 | deviates |" in line(report, "CrAM+-Multi", "50%")
+    # ours 65.0 ± 12.9 over 4 (seed, trial) pairs: 2·σ_ours covers Δ = 5 -> reproduced
+    assert "| 65.00 ± 12.91 | 4 | +5.00 | reproduced |" in line(report, "SGD", "90%")
+    # 2·σ_published would not: CrAM+-Multi 86.0 vs 85.0 (no std) deviates by 1.0
+    assert "| +1.00 | deviates |" in line(report, "CrAM+-Multi", "90%")
+    # dense: mean over seeds of the dense accuracy (90.25, 89.75) -> 90.0, n = 2
+    assert "| 90.00 ± 0.35 | 2 | +0.00 | reproduced | SGD s0, 1 |" in line(report, "SGD", "dense")
+    assert "| 10.0 | 40.00 ± 0.00 | 2 | +30.00 | deviates |" in line(report, "CrAM+-Multi", "90% before")
+
+
+def test_not_run_and_cited_rows(report):
+    assert "| not run | no results of SGD for resnet20, global_magnitude 0.7, after BNT |" in line(report, "SGD", "70%")
+    assert "| not run | no method `cram_plus` (sparsity=0.7) in this config |" in line(report, "CrAM+-k70", "dense")
+    assert "| cited | another paper |" in line(report, "Cited", "90%")
+    assert "## toy: 3 of 9 numbers reproduced (2 not run); 2 of 4 claims hold (1 not run)" in report
+
+
+def test_claims_hold_fail_or_are_not_run(report):
+    assert line(report, "Multi keeps more at 90 %").endswith("| holds | holds |")
+    assert "CrAM+-Multi 90%: 86.00 > Cited 90%: 70.00 (published) ✓" in report
+    # ours 93.0 vs 90.0; the toy paper's own 91.0 vs 90.0 fails too
+    assert line(report, "dense within 0.5 pp").endswith("| does not hold | does not hold |")
+    assert line(report, "BNT helps by 10 pp").endswith("| holds | holds |")  # 86.0 - 40.0 > 10
+    assert line(report, "Multi not below SGD at 70 %").endswith("| not run | n/a |")
+
+
+def test_report_is_byte_identical_and_independent_of_row_order(tmp_path, published, cfg):
+    rows = summary_rows()
+    first = write_report(write_summary(tmp_path / "a.csv", rows), cfg, tmp_path / "a.md", published).read_bytes()
+    again = write_report(tmp_path / "a.csv", cfg, tmp_path / "b.md", published).read_bytes()
+    random.Random(0).shuffle(rows)
+    shuffled = build_report(write_summary(tmp_path / "a.csv", rows), cfg, published).encode()
+    assert first == again == shuffled
+
+
+def test_default_config_reports_the_table17_claims(tmp_path):
+    cfg = load_config(ROOT / "configs" / "default.yaml").resolved
+    assert cfg["reproduces"] == ["cram/table17/claims"]
+    rows = [dict(r, method="SAM") for r in summary_rows() if r["method"] == "SGD"]
+    text = build_report(write_summary(tmp_path / "s.csv", summary_rows() + rows), cfg)
+    assert "### cram/table17" in text and "| row | column |" not in text  # claims only
+    assert "## cram: 1 of 4 claims hold (2 not run)\n" in text
+    assert line(text, "App. C.8: CrAM+-Multi keeps more accuracy than the dense baseline and SAM after "
+                      "one-shot pruning to 80 % and 90 % (+BNT)").endswith("| not run | holds |")  # no 80 % here
+    assert line(text, "App. C.8: BNT raises the 90 %-sparse CrAM+-Multi model far above its accuracy "
+                      "before BNT (by more than 10 pp)").endswith("| holds | holds |")
+
+
+def test_cli_writes_the_report_and_refuses_unknown_references(tmp_path, published, cfg):
+    summary = write_summary(tmp_path / "summary.csv", summary_rows())
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    out = tmp_path / "paper_tables" / "REPRODUCTION.md"
+    cmd = [sys.executable, "-m", "compressible", "reproduce", "--summary", str(summary),
+           "--config", str(tmp_path / "cfg.json"), "--out", str(out), "--published", str(published)]
+    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
+    assert out.read_text() == build_report(summary, cfg, published)
+    (tmp_path / "cfg.json").write_text(json.dumps(dict(cfg, reproduces=["toy/t2"])))
+    bad = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "unknown 'toy/t2'; allowed" in bad.stderr
+
+
+def test_config_schema_rejects_a_malformed_reproduces_entry(tmp_path):
+    from compressible.config import ConfigError, validate_config
+
+    raw = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    with pytest.raises(ConfigError, match="reproduces.0"):
+        validate_config(dict(raw, reproduces=["cram table17"]))
+    assert validate_config({k: v for k, v in raw.items() if k != "reproduces"}).reproduces == []
+
+
+def test_empty_reproduces_is_refused(tmp_path, published, cfg):
+    with pytest.raises(PublishedError, match="reproduces"):
+        build_report(write_summary(tmp_path / "s.csv", summary_rows()), dict(cfg, reproduces=[]), published)

@@ -1,0 +1,27 @@
+# Reproduction report: the published numbers and claims the config names under `reproduces`
+# (configs/published/<paper>.yaml) beside ours, with a verdict each. Only when `reproduces` is
+# non-empty; a name that is not published stops here, before any job runs.
+from compressible.report.published import PublishedError, resolve_references
+
+try:
+    resolve_references(CFG.reproduces, "configs/published")
+except PublishedError as err:
+    raise WorkflowError(f"invalid config: {err}") from None
+
+REPRODUCTION = [EXPERIMENT.reproduction_report] if CFG.reproduces else []
+PUBLISHED = sorted({f"configs/published/{ref.split('/')[0]}.yaml" for ref in CFG.reproduces})
+
+
+rule reproduction:
+    """Published vs ours: mean ± std, Δ, reproduced / deviates / not run; claims hold or not."""
+    input:
+        summary=SUMMARY,
+        config=RESOLVED,
+        published=PUBLISHED,
+    output:
+        EXPERIMENT.reproduction_report,
+    log:
+        EXPERIMENT.log("reproduction"),
+    shell:
+        "python -m compressible reproduce --summary {input.summary} --config {input.config}"
+        " --published configs/published --out {output} > {log} 2>&1"
