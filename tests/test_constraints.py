@@ -198,3 +198,18 @@ def test_top_singular_triplets_converge_on_the_benchmark_size():
     v = -(u.double() * s.double()) @ vh.double() / s.double().norm()  # the LMO at radius 1
     gap = float((exact + (gradient.double() * v).sum()) / exact)
     assert 0 <= gap <= 1e-6
+
+
+def test_top_singular_triplets_iterate_to_convergence_above_the_eigh_rank():
+    """Rank above EIGH_MAX_RANK: the subspace iteration runs and stops on converged Ritz values."""
+    from compressible.compress import matrices
+
+    rows = matrices.EIGH_MAX_RANK + 76
+    gradient = torch.randn(rows, rows + 200, generator=torch.Generator().manual_seed(1))
+    k = 20
+    u, s, vh = top_singular_triplets(gradient, k)
+    exact = torch.linalg.svdvals(gradient.double())[:k]
+    v = -(u.double() * s.double()) @ vh.double() / s.double().norm()
+    gap = float((exact.norm() + (gradient.double() * v).sum()) / exact.norm())
+    assert 0 <= gap <= 1e-6
+    torch.testing.assert_close(s.double(), exact, rtol=1e-5, atol=0)

@@ -25,25 +25,29 @@ def matrix_shape(shape) -> tuple[int, int]:
     return (shape[0], math.prod(shape[1:])) if len(shape) >= 2 else (math.prod(shape), 1)
 
 
-def top_singular_triplets(matrix: torch.Tensor, k: int, tol: float = 1e-5, max_iters: int = 500):
+def top_singular_triplets(matrix: torch.Tensor, k: int, tol: float = 1e-6, max_iters: int = 500):
     """Top-k singular triplets (U_k, S_k, Vh_k) without a full SVD.
 
     Subspace iteration with Rayleigh-Ritz on the Gram matrix of the smaller side (which squares
     the singular-value ratios that set the convergence rate), on a block of k + max(10, k)
     vectors; the only factorizations are of that block (QR) and of a block x block matrix.
     It stops when no top-k Ritz value (sigma^2) moves by more than ``tol`` relative to the
-    largest between two checks, or after ``max_iters`` products. Matrices with k over a quarter
-    of their rank use one eigendecomposition of the Gram matrix instead. The start block comes
+    largest between two checks, or after ``max_iters`` products. Matrices of rank up to
+    ``EIGH_MAX_RANK``, or with k over a quarter of their rank, use one eigendecomposition of the
+    Gram matrix instead (exact, and faster there than iterating). The start block comes
     from a fixed-seed generator so the LMO is deterministic. Numerically null directions
     (sigma <= 1e-6 sigma_1, below the Gram matrix's float64 resolution) come back as zero
     triplets.
     """
     wide = matrix.shape[0] <= matrix.shape[1]
-    a = (matrix if wide else matrix.T).double()
-    gram = a @ a.T
+    side = matrix if wide else matrix.T
+    # the product in the weights' own precision (float32: a quarter of the float64 cost, the
+    # largest cost here), everything after it in float64
+    gram = (side @ side.T).double()
+    a = side.double()
     rank = gram.shape[0]
     block = min(rank, k + max(10, k))
-    if 4 * k >= rank or block == rank:
+    if rank <= EIGH_MAX_RANK or 4 * k >= rank or block == rank:
         evals, evecs = torch.linalg.eigh(gram)
     else:
         evals, evecs = _subspace_iteration(gram, block, k, tol, max_iters)
@@ -56,6 +60,7 @@ def top_singular_triplets(matrix: torch.Tensor, k: int, tol: float = 1e-5, max_i
     return (u, s, vh) if wide else (vh.T, s, u.T)
 
 
+EIGH_MAX_RANK = 1024  # up to here one eigendecomposition of the Gram matrix beats iterating
 CHECK_EVERY = 4  # products between two convergence checks (a check is one block x block eigh)
 
 
