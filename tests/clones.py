@@ -35,8 +35,8 @@ def digest(path: Path, algorithm: str = "sha256") -> str:
     return hashlib.new(algorithm, path.read_bytes()).hexdigest()
 
 
-def copy_project(dest: Path, env: dict) -> Path:
-    """The working tree as git sees it (tracked + untracked, not ignored), committed in a new repo."""
+def copy_files(dest: Path) -> Path:
+    """The working tree as git sees it (tracked + untracked, not ignored), copied to ``dest``."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.splitlines()
     for name in files:
@@ -44,6 +44,12 @@ def copy_project(dest: Path, env: dict) -> Path:
         if src.is_file() or src.is_symlink():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name, follow_symlinks=False)
+    return dest
+
+
+def copy_project(dest: Path, env: dict) -> Path:
+    """:func:`copy_files`, committed in a new repo."""
+    copy_files(dest)
     run(["git", "init", "-q"], dest, env)
     commit(dest, env, "project")
     return dest

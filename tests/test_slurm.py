@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from slurm_cluster import Cluster, slurm_cluster, unavailable_reason
-from test_workflow import copy_project
+from clones import copy_files
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -45,7 +45,7 @@ def dataset(tmp_path_factory) -> Path:
     """resources/data prepared once (a local job), copied into every project below."""
     skip_without_slurm()
     seed = tmp_path_factory.mktemp("dataset")
-    copy_project(seed)
+    copy_files(seed)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     succeed(["resources/data/mnist_embedded.pt", "--cores", "1", *CONFIG], seed, env)
     return seed / "resources/data"
@@ -85,7 +85,7 @@ def fit_profile(project: Path, cluster: Cluster) -> None:
 
 
 def project_copy(dest: Path, dataset: Path) -> Path:
-    copy_project(dest)
+    copy_files(dest)
     shutil.copytree(dataset, dest / "resources/data")
     return dest
 
