@@ -18,7 +18,8 @@ from compressible.train import make_closure, train_run
 def spec(method: Method, seed: int = 0, epochs: int = 2) -> RunSpec:
     training = Training(epochs=epochs, batch_size=32, eval_batch_size=64, warmup_epochs=0,
                         schedule="cosine", schedule_unit="step", milestones=[0.5, 0.75], augment=True,
-                        threads=1, gpus=0, gpus_per_run=1, sync_bn=False)
+                        threads=1, gpus=0, gpus_per_run=1, sync_bn=False, device="cpu",
+                        precision="fp32", compile=False, jobs_per_gpu=1)
     return RunSpec(Run("resnet20", method.label, seed), {"name": "synthetic"}, Arch("resnet20", 4, None),
                    method, training, "weights")
 

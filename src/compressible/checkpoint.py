@@ -16,7 +16,10 @@ def save_checkpoint(model: nn.Module, arch: dict, num_classes: int, in_channels:
     """Atomic write: a killed job leaves no file that a rerun would take for finished."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"model": model.state_dict(), "arch": arch, "num_classes": num_classes,
+    # CPU tensors in the standard layout whatever the training device: loadable anywhere (on
+    # the CPU these are the model's own tensors, so CPU checkpoints are unchanged)
+    weights = {name: t.cpu().contiguous() for name, t in model.state_dict().items()}
+    payload = {"model": weights, "arch": arch, "num_classes": num_classes,
                "in_channels": in_channels}
     tmp = path.with_name(path.name + ".partial")
     torch.save(payload, tmp)

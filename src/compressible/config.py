@@ -56,6 +56,10 @@ class Training:
     gpus: int  # the train and oneshot rules' gpu resource (SLURM requests it)
     gpus_per_run: int
     sync_bn: bool
+    device: str  # auto | cpu | cuda | cuda:N, resolved when the job starts (device.py)
+    precision: str  # fp32 | bf16 (autocast)
+    compile: bool  # torch.compile the trained model
+    jobs_per_gpu: int  # jobs sharing one GPU of the workstation's --resources gpu=N
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .config import ConfigError
+from .device import memory_format, resolve_device
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,9 @@ class Processes:
         return self.world > 1
 
 
-def setup(gpus_per_run: int, batch_size: int) -> Processes:
-    """Join the ``torchrun`` process group (NCCL on GPUs, gloo on CPU) after checking the launch."""
+def setup(gpus_per_run: int, batch_size: int, device: str = "auto") -> Processes:
+    """This process's device (``training.device``, resolved now: see device.py) and, under
+    ``torchrun``, the process group (NCCL on GPUs, gloo on CPU), after checking the launch."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world != gpus_per_run:
         raise ConfigError(f"training.gpus_per_run={gpus_per_run} but {world} process(es) were launched: "
@@ -43,9 +45,10 @@ def setup(gpus_per_run: int, batch_size: int) -> Processes:
         raise ConfigError(f"training.batch_size={batch_size} (the global batch) must be divisible by "
                          f"training.gpus_per_run={world}")
     if world == 1:
-        return Processes(0, 1, torch.device("cpu"))
+        return Processes(0, 1, resolve_device(device))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available()
+    # each process takes the GPU of its local rank (`cuda:N` names the first of them)
+    cuda = resolve_device(device).type == "cuda"
     device = torch.device("cuda", local) if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
@@ -64,7 +67,7 @@ def prepare_model(model: nn.Module, processes: Processes, sync_bn: bool) -> nn.M
     optimizer is built, so it holds the parameters that training updates."""
     if processes.distributed and sync_bn and processes.device.type != "cuda":
         raise ConfigError("training.sync_bn needs CUDA (torch's SyncBatchNorm); on CPU set it to false")
-    model = model.to(processes.device)
+    model = model.to(processes.device, memory_format=memory_format(processes.device, model))
     if processes.distributed and sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return model

@@ -18,6 +18,8 @@ from .compress.distance import relative_distance
 from .compress.prunable import prunable_parameters
 from .config import BNT, Config
 from .data import ImageSplits, calibration_batches, load_splits, test_batches
+from .device import describe, resolve_device
+from .progress import clock
 from .provenance import provenance, write_json_atomic
 from .registry import COMPRESSORS
 from .runs import Run
@@ -72,22 +74,35 @@ def oneshot_level(dense, splits: ImageSplits, operator: str, level, prunable: st
             "bnt_trials": bnt_trials(model, splits, bnt, run_seed, eval_batch)}
 
 
+def level_line(result: dict, elapsed: float) -> str:
+    """One level's progress line: accuracy before BNT and the mean over the BNT trials."""
+    text = f"level {result['level']}: before BNT {result['before_bnt']['accuracy']:.2f}%"
+    trials = [t["accuracy"] for t in result["bnt_trials"]]
+    if trials:
+        text += f", after BNT {sum(trials) / len(trials):.2f}% (mean of {len(trials)} trials)"
+    return f"{text}  elapsed {clock(elapsed)}"
+
+
 def oneshot_run(cfg: Config, run: Run, checkpoint: str | Path, data_path: str | Path, operator: str,
                 out: str | Path) -> None:
     """Evaluate ``checkpoint`` under ``operator`` at every configured level; one JSON file."""
     start = time.perf_counter()
     make_deterministic(run.seed, cfg.training.threads)
-    splits = load_splits(data_path, cfg.dataset)
-    dense = load_checkpoint(checkpoint)
+    device = resolve_device(cfg.training.device)  # compression, evaluation and BNT all run there
+    splits = load_splits(data_path, cfg.dataset).to(device)
+    dense = load_checkpoint(checkpoint).to(device)
     entry = cfg.entry(operator)
     prunable = entry.prunable or cfg.prunable
     eval_batch = cfg.training.eval_batch_size
     dense_acc, dense_loss = evaluate(dense, splits, eval_batch)
-    levels = [oneshot_level(dense, splits, operator, level, prunable, cfg.bnt, run.seed, eval_batch)
-              for level in entry.levels]
+    print(f"{run.name} {operator}: dense {dense_acc:.2f}% on {device}", flush=True)
+    levels = []
+    for level in entry.levels:
+        levels.append(oneshot_level(dense, splits, operator, level, prunable, cfg.bnt, run.seed, eval_batch))
+        print(level_line(levels[-1], time.perf_counter() - start), flush=True)
     write_json_atomic(out, {
         "run": run.identity(), "experiment": cfg.experiment, "dataset": cfg.dataset["name"],
         "checkpoint": str(checkpoint), "operator": operator, "prunable": prunable,
         "dense": {"accuracy": dense_acc, "loss": dense_loss}, "levels": levels,
-        "provenance": provenance(cfg.resolved, run.seed, time.perf_counter() - start, "cpu"),
+        "provenance": provenance(cfg.resolved, run.seed, time.perf_counter() - start, describe(device)),
     })

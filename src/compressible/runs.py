@@ -18,14 +18,18 @@ from .config import Arch, Config, Method, Training
 
 # Dataset keys that say where data lives or whether to fetch it, not what it is.
 _DATASET_LOCATION_KEYS = ("root", "download")
-# Training keys that change speed or the evaluation curves, never the trained weights.
-_NOT_TRAINING_KEYS = ("threads", "eval_batch_size", "gpus")
+# Training keys that change speed or the evaluation curves, not what is trained. The device and
+# torch.compile change the weights only by float rounding (kernels sum in other orders), as a
+# rerun on another GPU model would: a checkpoint trained on a GPU and pulled onto a laptop whose
+# `auto` device is the CPU is the same run, not a stale one. bf16 changes the arithmetic itself
+# and is hashed.
+_NOT_TRAINING_KEYS = ("threads", "eval_batch_size", "gpus", "device", "compile", "jobs_per_gpu")
 # Options added after runs were published, at the value that reproduces those runs: left out of
 # the hash there, so a new option never makes an existing checkpoint look stale (and retrain).
 # Away from it they are hashed: e.g. several processes do change the weights (per-process
 # BatchNorm batches unless synchronized, the float summation order of the gradient average).
 _NEUTRAL = {"arch": {"pretrained": None},
-            "training": {"schedule_unit": "step", "gpus_per_run": 1, "sync_bn": False}}
+            "training": {"schedule_unit": "step", "gpus_per_run": 1, "sync_bn": False, "precision": "fp32"}}
 
 
 def _hashed_part(section: str, values: dict, skipped: tuple = ()) -> dict:

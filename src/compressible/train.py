@@ -26,8 +26,10 @@ from .bn import frozen_bn_stats
 from .checkpoint import save_checkpoint
 from .compress.prunable import prunable_parameters
 from .data import ImageSplits, load_splits, train_batches
+from .device import autocast, describe, memory_format
 from .distributed import Processes, agree, barrier, prepare_model, setup, shard, teardown, wrap
 from .divergence import check_finite
+from .progress import EpochClock, step_bar
 from .evaluate import evaluate
 from .interrupt import StopRequest
 from .models import build_arch
@@ -45,15 +47,14 @@ def model_for(spec: RunSpec, splits: ImageSplits) -> nn.Module:
     return build_arch(dataclasses.asdict(spec.arch), splits.num_classes, splits.in_channels)
 
 
-def make_closure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer):
-    """Forward + backward on one batch; ``track_bn_stats=False`` leaves BN running stats alone."""
+def make_closure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
+                 cast=contextlib.nullcontext):
+    """Forward + backward on one batch; ``track_bn_stats=False`` leaves BN running stats alone.
+    ``cast`` wraps the forward pass (bf16 autocast); the backward runs outside it, as usual."""
     def closure(track_bn_stats: bool = True) -> torch.Tensor:
         optimizer.zero_grad(set_to_none=False)
-        if track_bn_stats:
+        with cast(), (contextlib.nullcontext() if track_bn_stats else frozen_bn_stats(model)):
             loss = F.cross_entropy(model(x), y)
-        else:
-            with frozen_bn_stats(model):
-                loss = F.cross_entropy(model(x), y)
         loss.backward()
         return loss.detach()
 
@@ -75,11 +76,16 @@ def build_scheduler(spec: RunSpec, optimizer, steps_per_epoch: int, epoch_losses
 
 
 def train_step(net: nn.Module, optimizer, scheduler, x: torch.Tensor, y: torch.Tensor,
-               processes: Processes, stop: bool = False) -> tuple[float, bool]:
+               processes: Processes, stop: bool = False, precision: str = "fp32",
+               layout: torch.memory_format = torch.contiguous_format) -> tuple[float, bool]:
     """One step on this process's shard of the global batch (x, y); returns the loss (mean over
-    the processes) and whether any process was asked to stop."""
+    the processes) and whether any process was asked to stop. Batches already on the device
+    (in-memory data) are not copied; streamed ones are moved here."""
     x, y = shard(x, y, processes)
-    loss = optimizer.step(make_closure(net, x, y, optimizer))
+    x = x.to(processes.device, non_blocking=True, memory_format=layout)
+    y = y.to(processes.device, non_blocking=True)
+    cast = lambda: autocast(processes.device, precision)  # noqa: E731
+    loss = optimizer.step(make_closure(net, x, y, optimizer, cast))
     scheduler.step()
     return agree(loss, stop, processes)
 
@@ -98,6 +104,7 @@ class Trainer:
     processes: Processes
     resume: Path | None
     epoch_losses: list[float]  # mean training loss per finished epoch, the same on every process
+    clock: EpochClock  # this process's epoch times, for the progress lines
 
     def parts(self) -> dict:
         return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler}
@@ -112,15 +119,18 @@ class Trainer:
 
 def build_trainer(spec: RunSpec, data_path: str | Path, resume: str | Path | None) -> Trainer:
     training = spec.training
-    processes = setup(training.gpus_per_run, training.batch_size)
-    splits = load_splits(data_path, spec.dataset)
+    processes = setup(training.gpus_per_run, training.batch_size, training.device)
+    splits = load_splits(data_path, spec.dataset).to(processes.device)
     model = prepare_model(model_for(spec, splits), processes, training.sync_bn)
     optimizer = build_optimizer(spec, model)
     epoch_losses: list[float] = []
     scheduler = build_scheduler(spec, optimizer, len(splits.train_labels) // training.batch_size, epoch_losses)
     data_order = torch.Generator().manual_seed(spec.run.seed)
-    return Trainer(spec, splits, model, wrap(model, processes), optimizer, scheduler, data_order,
-                   processes, Path(resume) if resume is not None else None, epoch_losses)
+    net = wrap(model, processes)
+    if training.compile:
+        net = torch.compile(net)  # the parameters stay ``model``'s: what is checkpointed
+    return Trainer(spec, splits, model, net, optimizer, scheduler, data_order, processes,
+                   Path(resume) if resume is not None else None, epoch_losses, EpochClock(training.epochs))
 
 
 def starting_position(t: Trainer) -> tuple[Position, list]:
@@ -135,21 +145,30 @@ def starting_position(t: Trainer) -> tuple[Position, list]:
     return position, curves
 
 
-def run_epoch(t: Trainer, position: Position, stop: StopRequest, curves: list) -> None:
-    """The steps of epoch ``position.epoch`` after the ``position.step`` already done."""
-    training = t.spec.training
+def run_epoch(t: Trainer, position: Position, stop: StopRequest, curves: list) -> int:
+    """The steps of epoch ``position.epoch`` after the ``position.step`` already done; returns
+    how many steps this call ran."""
+    training, ran = t.spec.training, 0
     t.data_order.set_state(position.epoch_start)
     t.net.train()
-    for index, (x, y) in enumerate(train_batches(t.splits, training.batch_size, t.data_order, training.augment)):
+    t.clock.begin_epoch()
+    layout = memory_format(t.processes.device, t.model)
+    batches = train_batches(t.splits, training.batch_size, t.data_order, training.augment)
+    if t.processes.writer:
+        batches = step_bar(batches, len(t.splits.train_labels) // training.batch_size,
+                           f"epoch {position.epoch + 1}/{training.epochs}")
+    for index, (x, y) in enumerate(batches):
         if index < position.step:
             continue  # replayed: consumes the data order and augmentation draws of a done step
         lr = t.optimizer.param_groups[0]["lr"]
-        loss, stopping = train_step(t.net, t.optimizer, t.scheduler, x, y, t.processes, stop.requested)
-        position.step = index + 1
+        loss, stopping = train_step(t.net, t.optimizer, t.scheduler, x, y, t.processes, stop.requested,
+                                    training.precision, layout)
+        position.step, ran = index + 1, ran + 1
         check_finite(loss, t.model, t.where(position), lr)
         position.losses.append(loss)
         if stopping:
             interrupt(t, position, curves, stop)
+    return ran
 
 
 def interrupt(t: Trainer, position: Position, curves: list, stop: StopRequest) -> None:
@@ -159,13 +178,17 @@ def interrupt(t: Trainer, position: Position, curves: list, stop: StopRequest) -
                       f"state saved to {t.resume}; rerun the same command to resume")
 
 
-def end_epoch(t: Trainer, position: Position, curves: list) -> Position:
-    """Evaluate (process 0), then save the state at the next epoch's start (not after the last)."""
+def end_epoch(t: Trainer, position: Position, curves: list, steps_ran: int) -> Position:
+    """Evaluate (process 0) and log the epoch's line, then save the state at the next epoch's
+    start (not after the last)."""
     t.epoch_losses.append(float(np.mean(position.losses)))
+    t.clock.end_epoch()
     if t.processes.writer:
         accuracy, test_loss = evaluate(t.model, t.splits, t.spec.training.eval_batch_size)
         curves.append({"epoch": position.epoch + 1, "train_loss": t.epoch_losses[-1],
                        "test_accuracy": accuracy, "test_loss": test_loss})
+        print(t.clock.line(position.epoch + 1, t.epoch_losses[-1], accuracy, t.optimizer.param_groups[0]["lr"],
+                           steps_ran * t.spec.training.batch_size), flush=True)
     following = Position(position.epoch + 1, 0, t.data_order.get_state())
     if following.epoch < t.spec.training.epochs:
         t.save(following, curves)
@@ -178,7 +201,8 @@ def finish(t: Trainer, checkpoint: str | Path, curves: list, elapsed: float) -> 
     # the checkpoint rebuilds its model from name and width (the pretrained file is not needed)
     arch = {"name": spec.arch.name, "width": spec.arch.width}
     save_checkpoint(t.model, arch, splits.num_classes, splits.in_channels, checkpoint)
-    device = "cpu" if not t.processes.distributed else f"{t.processes.world}x{t.processes.device.type}"
+    device = describe(t.processes.device, spec.training.precision)
+    device.update(processes=t.processes.world, compiled=spec.training.compile)
     info = provenance(spec.as_dict(), spec.run.seed, elapsed, device)
     info.update(run=spec.run.identity(), curves=curves, final_test_accuracy=curves[-1]["test_accuracy"])
     write_json_atomic(Path(checkpoint).with_suffix(".json"), info)
@@ -203,8 +227,8 @@ def train_run(spec: RunSpec, data_path: str | Path, checkpoint: str | Path,
         stop = StopRequest()
         with stop if resume is not None else contextlib.nullcontext():
             while position.epoch < spec.training.epochs:
-                run_epoch(t, position, stop, curves)
-                position = end_epoch(t, position, curves)
+                steps_ran = run_epoch(t, position, stop, curves)
+                position = end_epoch(t, position, curves, steps_ran)
         return finish(t, checkpoint, curves, time.perf_counter() - start) if t.processes.writer else {}
     finally:
         teardown(t.processes)

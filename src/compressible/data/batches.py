@@ -15,8 +15,8 @@ from .splits import ImageSplits
 
 def standardize(x: torch.Tensor, splits: ImageSplits) -> torch.Tensor:
     """[0, 1]-scaled images -> per-channel zero mean, unit variance (the dataset's statistics)."""
-    mean = torch.tensor(splits.mean).view(1, -1, 1, 1)
-    std = torch.tensor(splits.std).view(1, -1, 1, 1)
+    mean = torch.tensor(splits.mean, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(splits.std, device=x.device).view(1, -1, 1, 1)
     return (x - mean) / std
 
 
@@ -26,19 +26,22 @@ def normalize(images: torch.Tensor, splits: ImageSplits) -> torch.Tensor:
 
 
 def augment(images: torch.Tensor, splits: ImageSplits, generator: torch.Generator) -> torch.Tensor:
-    """Random crop with zero padding and random horizontal flip, for a whole batch at once."""
+    """Random crop with zero padding and random horizontal flip, for a whole batch at once, on
+    the images' device. The draws come from the CPU ``generator`` whatever that device, so a
+    seed gives the same crops and flips on a GPU as on the CPU."""
     x = images.float() / 255.0
-    b, _, h, w = x.shape
-    p = splits.crop_padding
+    b, c, h, w = x.shape
+    p, on = splits.crop_padding, x.device
     if p:
         padded = torch.nn.functional.pad(x, (p, p, p, p))
         dy = torch.randint(0, 2 * p + 1, (b,), generator=generator)
         dx = torch.randint(0, 2 * p + 1, (b,), generator=generator)
-        rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
-        cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
-        x = padded[torch.arange(b)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None], rows, cols]
+        rows = (dy[:, None] + torch.arange(h))[:, None, :, None].to(on)
+        cols = (dx[:, None] + torch.arange(w))[:, None, None, :].to(on)
+        x = padded[torch.arange(b, device=on)[:, None, None, None],
+                   torch.arange(c, device=on)[None, :, None, None], rows, cols]
     if splits.flip:
-        flips = torch.rand(b, generator=generator) < 0.5
+        flips = (torch.rand(b, generator=generator) < 0.5).to(on)
         x = torch.where(flips[:, None, None, None], x.flip(3), x)
     return standardize(x, splits)
 
@@ -51,7 +54,7 @@ def train_batches(splits: ImageSplits, batch_size: int, generator: torch.Generat
         return
     order = torch.randperm(len(splits.train_labels), generator=generator)
     for start in range(0, len(order) - batch_size + 1, batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start:start + batch_size].to(splits.train_images.device)
         images = splits.train_images[idx]
         x = augment(images, splits, generator) if augmented else normalize(images, splits)
         yield x, splits.train_labels[idx]
@@ -81,4 +84,4 @@ def calibration_batches(splits: ImageSplits, samples: int, batch_size: int, batc
     subset = torch.randperm(n, generator=generator)[:samples]
     for _ in range(batches):
         pick = subset[torch.randint(0, samples, (min(batch_size, samples),), generator=generator)]
-        yield augment(splits.train_images[pick], splits, generator)
+        yield augment(splits.train_images[pick.to(splits.train_images.device)], splits, generator)

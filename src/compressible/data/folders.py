@@ -161,6 +161,11 @@ class StreamingSplits:
                 index[f"{split}_labels"] = index[f"{split}_labels"][:n]
         return StreamingSplits(index, self.workers)
 
+    def to(self, device: torch.device) -> "StreamingSplits":
+        """Streamed batches stay where the loader's workers put them (pinned host memory on a
+        GPU machine); the training step moves each to the device."""
+        return self
+
     def save(self, path: str | Path) -> str:
         from .splits import sha256
 
