@@ -121,6 +121,29 @@ def add_reproduce(sub) -> None:
     s.add_argument("--published", default=None, help="directory of <paper>.yaml (default configs/published)")
 
 
+def cmd_plan(args) -> None:
+    from .planner import devices, measured_step_times, plan, render
+
+    cfg, table = read_config(args.config), measured_step_times()
+    device = args.device or (devices(table) or ["cpu"])[0]
+    parallel = args.parallel or cfg.training.jobs_per_gpu
+    jobs = plan(cfg, device, table)
+    print(render(cfg, device, jobs, parallel, table))
+    for job in jobs if args.jobs else []:
+        hours = "not measured" if job.hours is None else f"{job.hours:.3f} h"
+        print(f"  {job.rule:<8} {job.name:<40} epochs {job.epochs:>4} steps {job.steps:>9,} {hours}")
+
+
+def add_plan(sub) -> None:
+    """`plan`: the job matrix and its predicted device-hours and wall time (planner.py)."""
+    s = sub.add_parser("plan", help=add_plan.__doc__)
+    s.set_defaults(func=cmd_plan)
+    s.add_argument("--config", "--configfile", dest="config", required=True)
+    s.add_argument("--device", help="a device of the step-time table (default: its first GPU, else cpu)")
+    s.add_argument("--parallel", type=int, help="jobs at once (default: training.jobs_per_gpu, one GPU)")
+    s.add_argument("--jobs", action="store_true", help="also list every job")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="compressible", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -145,6 +168,7 @@ def parser() -> argparse.ArgumentParser:
     for name in ("figures", "tables"):
         subs[name].add_argument("--summary", required=True)
     add_reproduce(sub)
+    add_plan(sub)
     return p
 
 

@@ -20,6 +20,18 @@ DATA = EXPERIMENT.data
 WILDCARD_RUN = ("{arch}", "{method}", "{seed}")
 
 
+def share_gpus(jobs_per_gpu):
+    """`--resources gpu=N` names N GPUs; with training.jobs_per_gpu > 1 the train and oneshot
+    jobs (each declaring its GPUs) may run N x jobs_per_gpu at once, sharing them. Without
+    --resources (e.g. on SLURM, where every job gets its own GPUs) nothing changes."""
+    given = workflow.global_resources.get("gpu")
+    if jobs_per_gpu > 1 and given is not None and isinstance(given.value, int):
+        workflow.register_resource("gpu", given.value * jobs_per_gpu)
+
+
+share_gpus(CFG.training.jobs_per_gpu)
+
+
 def write_if_changed(path, text):
     """The resolved config the jobs read; rewritten only when it changes (stable mtime)."""
     path = Path(path)

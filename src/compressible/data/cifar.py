@@ -121,3 +121,6 @@ def cifar100(cfg: dict) -> ImageSplits:
 cifar10.train_size = 50_000  # training images (the config check bounds batch and BNT sizes by it)
 
 cifar100.train_size = 50_000  # training images (the config check bounds batch and BNT sizes by it)
+cifar10.test_size = cifar100.test_size = 10_000  # what the planner counts
+cifar10.image_shape = cifar100.image_shape = (3, 32, 32)
+cifar10.num_classes, cifar100.num_classes = 10, 100

@@ -99,3 +99,4 @@ def fashion_mnist(cfg: dict, official: dict = OFFICIAL) -> ImageSplits:
     return read_idx(folder, official)
 
 fashion_mnist.train_size = 60_000  # training images (the config check bounds batch and BNT sizes by it)
+fashion_mnist.test_size, fashion_mnist.image_shape, fashion_mnist.num_classes = 10_000, (1, 28, 28), 10  # planner

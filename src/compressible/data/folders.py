@@ -237,6 +237,11 @@ def imagenet(cfg: dict) -> StreamingSplits:
     return StreamingSplits(index, cfg.get("workers"))
 
 
+# ILSVRC-2012's split sizes, for the planner only: a folder's own size is known once it is indexed
+imagenet.nominal_sizes = (1_281_167, 50_000)
+imagenet.num_classes = 1000
+
+
 @DATASETS.register("imagefolder")
 def imagefolder(cfg: dict) -> StreamingSplits:
     """Any ``root/{train,val}/<class>/`` dataset; normalization given (mean, std) or estimated."""

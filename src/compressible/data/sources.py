@@ -39,3 +39,4 @@ def _interleave(per_class: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack(per_class, dim=1).reshape(-1)
 
 mnist_embedded.train_size = 4_000  # training images (the config check bounds batch and BNT sizes by it)
+mnist_embedded.test_size, mnist_embedded.image_shape, mnist_embedded.num_classes = 1_000, (1, 28, 28), 10  # planner

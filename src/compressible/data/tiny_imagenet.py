@@ -81,3 +81,4 @@ def tiny_imagenet(cfg: dict) -> ImageSplits:
     return read_zip(path)
 
 tiny_imagenet.train_size = 100_000  # training images (the config check bounds batch and BNT sizes by it)
+tiny_imagenet.test_size, tiny_imagenet.image_shape, tiny_imagenet.num_classes = 10_000, (3, 64, 64), 200  # planner
