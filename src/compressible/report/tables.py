@@ -77,25 +77,29 @@ def accuracy_table(summary_csv, out_tex: str | Path, arch: str, operator: str, a
                    cfg: Optional[dict] = None, published_dir=None) -> Path:
     """Rows: methods in config order; columns: levels. Before BNT: mean ± std over seeds;
     after BNT: over every (seed, BNT trial) pair, as CrAM's Tables 11 and 17. ``cfg`` (the
-    resolved config) adds the published numbers it reproduces; without any, today's table."""
+    resolved config) adds the published numbers it reproduces; without any, ours alone."""
     df = load_summary(summary_csv)
     stats = mean_std(df[(df["arch"] == arch) & (df["compressor"] == operator)], after_bnt,
                      pooled_trials=after_bnt)
     present = stats.drop_duplicates("level").sort_values(["level_value", "level"])["level"].tolist()
     columns = [p for lv in (levels or present) for p in present if same_level(lv, p)]
     shown = shown_numbers(cfg, arch, operator, after_bnt, published_dir)
-    if shown:
-        grid = PublishedGrid(summary_csv, stats, columns, shown)
-        columns, rows = grid.columns, grid.rows(methods_order)
-        notes = [line.format(refs=", ".join(dict.fromkeys(s.ref for s in shown))) for line in NOTES]
-    else:
-        rows, notes = _rows(stats, columns, methods_order), []
+    columns, rows, notes = _layout(summary_csv, stats, columns, shown, methods_order)
     when = "after BNT (mean $\\pm$ std over seeds and BNT trials)" if after_bnt else "before BNT (mean $\\pm$ std over seeds)"
     text = _environment().get_template("accuracy_table.tex.j2").render(
         source=Path(summary_csv).as_posix(), caption=f"{arch}, {operator}: test accuracy (%) {when}",
         first_column="Method", header=[level_header(lv, operator) for lv in columns], rows=rows,
         notes=notes)
     return _write(out_tex, text)
+
+
+def _layout(summary_csv, stats, columns: list[str], shown: list[Shown], methods_order: list[str]) -> tuple:
+    """(columns, rows, header notes): ours alone, or with the published rows when any are shown."""
+    if not shown:
+        return columns, _rows(stats, columns, methods_order), []
+    grid = PublishedGrid(summary_csv, stats, columns, shown)
+    refs = ", ".join(dict.fromkeys(s.ref for s in shown))
+    return grid.columns, grid.rows(methods_order), [line.format(refs=refs) for line in NOTES]
 
 
 def _rows(stats, columns: list[str], methods_order: list[str]) -> list[dict]:
