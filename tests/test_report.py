@@ -65,16 +65,22 @@ def test_table_cells_are_mean_and_std_with_the_best_in_bold(summary, tmp_path):
     assert "\\toprule" in tex and "90\\%" in tex
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def assert_compiles(folder, table: str = "table") -> None:
+    """``folder/<table>.tex`` inside a booktabs article compiles with pdflatex (skipped without it)."""
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex not installed: the generated LaTeX is not compiled")
+    (folder / "doc.tex").write_text(
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
+        f"\\begin{{table}}\\input{{{table}}}\\end{{table}}\n\\end{{document}}\n")
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+                          cwd=folder, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert (folder / "doc.pdf").stat().st_size > 1000
+
+
 def test_generated_table_compiles_with_pdflatex(summary, tmp_path):
     accuracy_table(summary, tmp_path / "table.tex", "resnet20", "global_magnitude", False, ["SGD", "CrAM+-Multi"])
-    (tmp_path / "doc.tex").write_text(
-        "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
-        "\\begin{table}\\input{table}\\end{table}\n\\end{document}\n")
-    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
-                          cwd=tmp_path, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-2000:]
-    assert (tmp_path / "doc.pdf").stat().st_size > 1000
+    assert_compiles(tmp_path)
 
 
 def test_figures_and_tables_are_byte_identical_on_rerun(summary, tmp_path):

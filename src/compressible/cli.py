@@ -72,7 +72,8 @@ def cmd_figures(args) -> None:
     for arch in cfg.archs:
         for entry in experiment.plotted_entries():
             stem = Path(experiment.figure(arch.name, entry.operator, "pdf")).with_suffix("")
-            accuracy_vs_sparsity(args.summary, stem, arch.name, entry.operator, methods)
+            accuracy_vs_sparsity(args.summary, stem, arch.name, entry.operator, methods,
+                                 cfg.resolved, args.published)
 
 
 def cmd_tables(args) -> None:
@@ -85,7 +86,8 @@ def cmd_tables(args) -> None:
         for entry in cfg.oneshot:
             for kind in experiment.table_kinds():
                 out = experiment.table(arch.name, entry.operator, kind)
-                accuracy_table(args.summary, out, arch.name, entry.operator, kind == "bnt", methods, levels)
+                accuracy_table(args.summary, out, arch.name, entry.operator, kind == "bnt", methods, levels,
+                               cfg.resolved, args.published)
 
 
 def cmd_pull(args) -> None:
@@ -167,6 +169,8 @@ def parser() -> argparse.ArgumentParser:
     subs["pull"].add_argument("experiments", nargs="*", help="default: every published experiment")
     for name in ("figures", "tables"):
         subs[name].add_argument("--summary", required=True)
+        subs[name].add_argument("--published", default=None,
+                                help="directory of <paper>.yaml for the config's reproduces (default configs/published)")
     add_reproduce(sub)
     add_plan(sub)
     return p

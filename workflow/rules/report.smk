@@ -15,13 +15,14 @@ rule figures:
     input:
         summary=SUMMARY,
         config=RESOLVED,
+        published=lambda wildcards: PUBLISHED,  # reproduction.smk: the papers the config reproduces
     output:
         FIGURES,
     log:
         EXPERIMENT.log("figures"),
     shell:
         "python -m compressible figures --config {input.config} --summary {input.summary}"
-        " > {log} 2>&1"
+        " --published configs/published > {log} 2>&1"
 
 
 rule tables:
@@ -29,10 +30,11 @@ rule tables:
     input:
         summary=SUMMARY,
         config=RESOLVED,
+        published=lambda wildcards: PUBLISHED,  # reproduction.smk: the papers the config reproduces
     output:
         TABLES,
     log:
         EXPERIMENT.log("tables"),
     shell:
         "python -m compressible tables --config {input.config} --summary {input.summary}"
-        " > {log} 2>&1"
+        " --published configs/published > {log} 2>&1"
