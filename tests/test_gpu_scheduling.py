@@ -20,8 +20,8 @@ def started_together(tmp_path, jobs_per_gpu: int) -> list[int]:
     raw["training"].update(epochs=1, gpus=1, jobs_per_gpu=jobs_per_gpu)
     (project / "configs/gpu.yaml").write_text(yaml.safe_dump(raw))
     env = isolated_env(tmp_path)
-    out = run("snakemake --profile workflow/profiles/default --configfile configs/gpu.yaml "
-              "--cores 2 --resources gpu=1 train_all", project, env)
+    out = run("snakemake train_all --profile workflow/profiles/default --cores 2 --resources gpu=1 "
+              "--configfile configs/gpu.yaml", project, env)
     assert out.count("rule train:") == 2, out
     # Snakemake's scheduler says how many jobs each round starts
     return [int(n) for n in re.findall(r"Execute (\d+) jobs", out)]
