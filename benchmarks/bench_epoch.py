@@ -170,6 +170,9 @@ def main(argv: list[str] | None = None) -> None:
     for (method, precision, compiled), seconds in results.items():
         label = f"{method} {precision}{' compiled' if compiled else ''}"
         print(f"{label:28s} {1000 * seconds:8.1f} ms/step   / project SGD fp32 {seconds / base:.3f}")
+    for method in ("sgd", "cram_plus_multi"):  # the paper's protocol: 200 epochs (CrAM App. B)
+        print(f"CIFAR-10 ResNet-20, 200 epochs of {method} fp32 steps: "
+              f"{200 * epoch * results[method, 'fp32', False] / 60:.1f} min (steps only, no evaluation)")
     if args.record:
         record(device, results, args.batch, f"python benchmarks/bench_epoch.py --steps {args.steps}")
 

@@ -179,3 +179,23 @@ def test_epoch_clock_extrapolates_the_epochs_done():
     assert "10,000 img/s" in line and "test acc 91.25%" in line
     assert "elapsed 0:00:20" in line and "remaining 0:01:20" in line  # 10 s an epoch, 8 to go
     assert clock(3725) == "1:02:05"
+
+
+def test_compiled_training_matches_eager_within_float_rounding(tmp_path, splits):
+    """torch.compile reorders float arithmetic, nothing else: after a few steps the weights of the
+    same run agree to float rounding, and the checkpoint holds the plain module's names."""
+    import shutil
+
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("torch.compile on the CPU needs a C compiler (none on PATH)")
+    save_prepared(splits, tmp_path / "data.pt")
+    eager = spec(SGD, epochs=1)
+    compiled = dataclasses.replace(eager, training=dataclasses.replace(eager.training, compile=True))
+    train_run(eager, tmp_path / "data.pt", tmp_path / "e.pt")
+    info = train_run(compiled, tmp_path / "data.pt", tmp_path / "c.pt")
+    a, b = (load_checkpoint(tmp_path / f"{n}.pt").state_dict() for n in ("e", "c"))
+    assert a.keys() == b.keys() and info["device"]["compiled"] is True
+    for name in a:
+        if a[name].is_floating_point():
+            gap = (a[name] - b[name]).norm() / a[name].norm().clamp_min(1e-12)
+            assert gap < 1e-3, (name, float(gap))

@@ -18,7 +18,9 @@ def save_checkpoint(model: nn.Module, arch: dict, num_classes: int, in_channels:
     path.parent.mkdir(parents=True, exist_ok=True)
     # CPU tensors in the standard layout whatever the training device: loadable anywhere (on
     # the CPU these are the model's own tensors, so CPU checkpoints are unchanged)
-    weights = {name: t.cpu().contiguous() for name, t in model.state_dict().items()}
+    weights = model.state_dict()  # in place: its _metadata (module versions) is kept
+    for name, tensor in weights.items():
+        weights[name] = tensor.cpu().contiguous()
     payload = {"model": weights, "arch": arch, "num_classes": num_classes,
                "in_channels": in_channels}
     tmp = path.with_name(path.name + ".partial")
