@@ -18,11 +18,11 @@ from .stops import RunStopped
 from .report.published import PublishedError
 
 
-def read_config(path: str):
+def read_config(path: str, check_files: bool = True):
     # The rules pass the resolved config (JSON written by common.smk); YAML works the same.
     if path.endswith(".json"):
-        return validate_config(read_json(path, "config"))
-    return load_config(path)
+        return validate_config(read_json(path, "config"), check_files)
+    return load_config(path, check_files)
 
 
 def _run(args) -> Run:
@@ -30,8 +30,13 @@ def _run(args) -> Run:
 
 
 def cmd_check(args) -> None:
-    cfg = read_config(args.config)
+    from .data import missing_files
+
+    # the config alone: a streamed dataset's folders may live elsewhere than where it is checked
+    cfg = read_config(args.config, check_files=False)
     print(f"{args.config}: valid ({len(cfg.archs)} arch, {len(cfg.methods)} methods, {len(cfg.seeds)} seeds)")
+    if missing_files(cfg.dataset):
+        print(f"note: {missing_files(cfg.dataset)}; preparing the data stops there")
 
 
 def cmd_prepare(args) -> None:

@@ -116,9 +116,10 @@ def schema() -> dict:
     return yaml.safe_load(text)
 
 
-def load_config(path: str | Path) -> Config:
-    """Read, validate and complete the experiment config at ``path``."""
-    return validate_config(read_yaml(path))
+def load_config(path: str | Path, check_files: bool = True) -> Config:
+    """Read, validate and complete the experiment config at ``path`` (``check_files``: see
+    :func:`validate_config`)."""
+    return validate_config(read_yaml(path), check_files)
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -137,14 +138,17 @@ def read_yaml(path: str | Path) -> dict:
     return raw
 
 
-def validate_config(raw: dict) -> Config:
-    """Schema check, defaults, registry names and method/operator parameters, then typed."""
+def validate_config(raw: dict, check_files: bool = True) -> Config:
+    """Schema check, defaults, registry names and method/operator parameters, then typed.
+
+    ``check_files=False`` does not require a streamed dataset's folders to exist (a dry run on a
+    machine without the data); its preparation still stops on them."""
     cfg = copy.deepcopy(raw)
     errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(cfg), key=str)
     if errors:
         raise ConfigError("; ".join(_describe(e) for e in errors))
     _fill_defaults(cfg, schema())
-    _check_names(cfg)
+    _check_names(cfg, check_files)
     return typed(cfg)
 
 
@@ -185,7 +189,7 @@ def _unique(values: list, key: str) -> None:
         raise ConfigError(f"config key '{key}': entries must be unique, got {values}")
 
 
-def _check_names(cfg: dict) -> None:
+def _check_names(cfg: dict, check_files: bool = True) -> None:
     _require(registry.DATASETS, cfg["dataset"]["name"], "dataset.name")
     _require(registry.PRUNABLE_SETS, cfg["prunable"], "prunable")
     for i, arch in enumerate(cfg["archs"]):
@@ -199,16 +203,16 @@ def _check_names(cfg: dict) -> None:
         _check_oneshot(entry, f"oneshot.{i}")
     _unique(cfg["seeds"], "seeds")
     _check_schedule(cfg)
-    _check_dataset(cfg)
+    _check_dataset(cfg, check_files)
 
 
-def _check_dataset(cfg: dict) -> None:
+def _check_dataset(cfg: dict, check_files: bool = True) -> None:
     """Dataset keys, and batch and calibration sizes within the training split."""
     from .data import check_dataset_config
 
     dataset = cfg["dataset"]
     try:
-        check_dataset_config(dataset)
+        check_dataset_config(dataset, check_files)
     except (ValueError, FileNotFoundError) as err:
         raise ConfigError(str(err)) from None
     size, subset = getattr(registry.DATASETS.get(dataset["name"]), "train_size", None), dataset.get("train_subset")

@@ -7,12 +7,18 @@ from dataclasses import asdict
 from pathlib import Path
 
 from compressible.config import ConfigError, validate_config
+from compressible.data import missing_files
 from compressible.runs import Experiment, Run
 
 try:
-    CFG = validate_config(config)
+    # A streamed dataset's folders need not exist to plan the jobs (a dry run on a submit host
+    # without the data): prepare_data, the first job, stops on them with the same message.
+    CFG = validate_config(config, check_files=False)
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
+if missing_files(CFG.dataset):
+    from snakemake.logging import logger
+    logger.warning(f"{missing_files(CFG.dataset)}: prepare_data will stop there; planning goes on")
 
 EXPERIMENT = Experiment(CFG)
 EXP = CFG.experiment

@@ -83,10 +83,26 @@ def with_overrides(splits: ImageSplits, cfg: dict) -> ImageSplits:
 STREAMED = {"imagenet", "imagefolder"}
 
 
-def check_dataset_config(cfg: dict) -> None:
-    """What the schema cannot see, checked before any job runs (the message names the key)."""
+def missing_files(cfg: dict) -> str | None:
+    """Why a streamed dataset's folders cannot be read here (None when they can, or when the
+    dataset is not streamed): the message its preparation will stop with."""
+    if cfg["name"] not in STREAMED or "root" not in cfg:
+        return None
+    try:
+        folders.dataset_root(cfg)
+    except FileNotFoundError as err:
+        return str(err)
+    return None
+
+
+def check_dataset_config(cfg: dict, check_files: bool = True) -> None:
+    """What the schema cannot see, checked before any job runs (the message names the key).
+
+    ``check_files=False`` leaves the existence of a streamed dataset's folders to its preparation,
+    so that a dry run, or a check on a submit host without the data, needs only the config.
+    """
     name = cfg["name"]
-    if name in STREAMED:
+    if name in STREAMED and (check_files or missing_files(cfg) is None):
         folders.dataset_root(cfg)
     for key in ("image_size", "workers"):
         if key in cfg and name not in STREAMED:
