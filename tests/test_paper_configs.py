@@ -37,10 +37,6 @@ PENDING = {ref: f"configs/{ref}.yaml" for ref in ("ca_sfw/figure2", "ca_sfw/figu
 SETUP_EXCEPTIONS = {
     ("cram", "imagenet_resnet18_finetune"): TABLE_EXCEPTIONS["cram/table3"],
 }
-# The configs train the CrAM authors' ResNet-20 (1x1 conv + BN shortcuts, resnet20_b); the
-# published setup names option A (resnet20), which the reproduction report matches by name.
-# Coverage counts resnet20_b for it; test_resnet20_setup_still_differs keeps this list honest.
-ARCH_STANDS_FOR = {("cram", "cifar10_resnet20"): "resnet20_b"}
 # Configs whose `reproduces` names no cell they train (or nothing), and why.
 CONFIG_EXCEPTIONS = {
     "ca_sfw/figure1": "the figure (relative distance vs k) has no published numbers or claims",
@@ -174,7 +170,7 @@ def covers(cfg, cell) -> bool:
     """The config trains and evaluates what the cell compares (as the reproduction report matches)."""
     from compressible.report.reproduction import _same_level, matching_labels
 
-    arch = ARCH_STANDS_FOR.get((cell.paper, cell.setup.name), cell.setup.arch)
+    arch = cell.setup.arch  # the paper's own architecture (not a reduced-scale stand-in)
     labels = matching_labels(cfg.resolved, cell)
     if cfg.dataset["name"] != cell.setup.dataset or arch not in {a.name for a in cfg.archs} or not labels:
         return False
@@ -269,17 +265,6 @@ def test_coverage_refuses_what_a_config_does_not_train(mutate):
     assert all(covers(validate_config(raw), c) for c in _selected_cells(table, {"cells", "claims"}))
     mutate(raw)
     assert not all(covers(validate_config(raw), c) for c in _selected_cells(table, {"cells", "claims"}))
-
-
-def test_resnet20_setup_still_differs():
-    """ARCH_STANDS_FOR is needed only while the published setup names another architecture."""
-    from compressible.report.published import load_all
-
-    for (paper, setup), arch in ARCH_STANDS_FOR.items():
-        assert load_all(ROOT / "configs/published")[paper].setups[setup].arch != arch, \
-            f"{paper}/{setup} now names {arch}: drop it from ARCH_STANDS_FOR"
-        trained = {a.name for cfg in _configs().values() if cfg.dataset["name"] == "cifar10" for a in cfg.archs}
-        assert arch in trained
 
 
 if __name__ == "__main__":  # the subprocess of the `planned` fixture

@@ -192,3 +192,20 @@ def test_config_schema_rejects_a_malformed_reproduces_entry(tmp_path):
 def test_empty_reproduces_is_refused(tmp_path, published, cfg):
     with pytest.raises(PublishedError, match="reproduces"):
         build_report(write_summary(tmp_path / "s.csv", summary_rows()), dict(cfg, reproduces=[]), published)
+
+
+def test_a_setup_meets_the_runs_of_its_architecture_and_of_its_stand_ins_only():
+    """CrAM's CIFAR ResNet-20 setup is the authors' resnet20_b; the embedded default's resnet20
+    stands in for it; another architecture never meets it."""
+    import pandas as pd
+
+    from compressible.report import published as pub
+    from compressible.report.reproduction import ours_for
+
+    cell = next(n.cell for n in pub.load_all(Path("configs/published"))["cram"].tables["table17"].numbers
+                if n.cell.row == "CrAM+-Multi" and n.cell.compressor != pub.DENSE and n.cell.bnt)
+    assert cell.setup.archs == ("resnet20_b", "resnet20")
+    rows = [dict(r, level=str(cell.level)) for r in summary_rows() if r["method"] == "CrAM+-Multi"]
+    for arch, found in (("resnet20_b", True), ("resnet20", True), ("resnet56", False)):
+        df = pd.DataFrame([dict(r, arch=arch) for r in rows]).astype({"level": str, "bnt_trial": str})
+        assert (ours_for(df, cell, "CrAM+-Multi") is not None) is found, arch

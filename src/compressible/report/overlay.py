@@ -52,7 +52,7 @@ def shown_numbers(cfg, arch: str, operator: str, after_bnt: bool, directory=None
         return []
     shown = []
     for table in reproduced_tables(cfg, directory):
-        numbers = [n for n in table.numbers if n.cell.setup.arch == arch]
+        numbers = [n for n in table.numbers if arch in n.cell.setup.archs]
         if not any(meets(n.cell, operator, after_bnt) for n in numbers):
             continue
         ref = f"{table.paper}/{table.name}"

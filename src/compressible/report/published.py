@@ -33,9 +33,17 @@ class PublishedError(ValueError):
 class Setup:
     name: str
     dataset: str
-    arch: str
+    arch: str  # the paper's architecture, as this project names it
     epochs: Optional[int] = None
     note: str = ""
+    also_archs: tuple = ()  # other names whose runs meet the setup (a reduced-scale stand-in)
+
+    def __post_init__(self):
+        object.__setattr__(self, "also_archs", tuple(self.also_archs))
+
+    @property
+    def archs(self) -> tuple:
+        return (self.arch, *self.also_archs)
 
 
 @dataclass(frozen=True)

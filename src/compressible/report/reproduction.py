@@ -79,11 +79,11 @@ def load_summary(path) -> pd.DataFrame:
 
 def ours_for(df: pd.DataFrame, cell: pub.Cell, label: str) -> Optional[Ours]:
     """Our measurements of the cell for one method label, or None where none exist."""
-    part = df[(df["arch"] == cell.setup.arch) & (df["method"] == label)]
+    part = df[df["arch"].isin(cell.setup.archs) & (df["method"] == label)]
     if cell.compressor == pub.DENSE:
         values = part.groupby("seed", sort=True)["dense_accuracy"].first()
         return _ours(label, values.tolist(), tuple(values.index), 0) if len(values) else None
-    part = part[(part["compressor"] == cell.compressor) & part["level"].map(lambda lv: _same_level(lv, cell.level))]
+    part = part[(part["compressor"] == cell.compressor) & part["level"].map(lambda lv: _same_level(lv, cell.level)).astype(bool)]
     if cell.prunable is not None:
         part = part[part["prunable"] == cell.prunable]
     part = part[(part["bnt_trial"] != "") == bool(cell.bnt)].sort_values(["seed", "bnt_trial"])
