@@ -13,6 +13,7 @@ from compressible.models import PretrainedMismatch, build_arch, build_model
     ("resnet18", 10, 11_173_962),   # CIFAR ResNet-18: 11.2M
     ("vgg16_bn", 10, 14_728_266),   # CIFAR VGG-16-BN (conv biases), one linear classifier: 14.7M
     ("resnet50", 1000, 25_557_032), # torchvision: 25.6M
+    ("resnet18_imagenet", 1000, 11_689_512),  # torchvision: 11.7M
 ])
 def test_parameter_counts(name, classes, expected):
     model = build_model(name, num_classes=classes)

@@ -21,6 +21,17 @@ def resnet50(num_classes: int = 1000, in_channels: int = 3, width: int = 64) -> 
     return tv_resnet50(weights=None, num_classes=num_classes)
 
 
+@MODELS.register("resnet18_imagenet")
+def resnet18_imagenet(num_classes: int = 1000, in_channels: int = 3, width: int = 64) -> nn.Module:
+    """torchvision's ImageNet ResNet-18 (CrAM Tables 3 and 16 finetune its pretrained weights);
+    ``resnet18`` is the CIFAR variant."""
+    from torchvision.models import resnet18 as tv_resnet18
+
+    if in_channels != 3 or width != 64:
+        raise ValueError("resnet18_imagenet supports only in_channels=3 and width=64")
+    return tv_resnet18(weights=None, num_classes=num_classes)
+
+
 def build_model(name: str, num_classes: int = 10, in_channels: int = 3, width: int | None = None) -> nn.Module:
     """Instantiate a registered architecture; ``width`` None keeps the paper's width."""
     builder = MODELS.get(name)
