@@ -25,7 +25,8 @@ _NOT_TRAINING_KEYS = ("threads", "eval_batch_size", "gpus")
 # Away from it they are hashed: e.g. several processes do change the weights (per-process
 # BatchNorm batches unless synchronized, the float summation order of the gradient average).
 _NEUTRAL = {"arch": {"pretrained": None},
-            "training": {"schedule_unit": "step", "gpus_per_run": 1, "sync_bn": False}}
+            "training": {"schedule_unit": "step", "gpus_per_run": 1, "sync_bn": False},
+            "method_params": {"constraint_scope": "layer", "delay_k_restore": "none"}}
 
 
 def _hashed_part(section: str, values: dict, skipped: tuple = ()) -> dict:
@@ -61,7 +62,7 @@ class RunSpec:
 
     def hashed(self) -> dict:
         """The settings that change the trained weights (what :meth:`hash` covers)."""
-        method = {"name": self.method.name, "params": self.method.params}
+        method = {"name": self.method.name, "params": _hashed_part("method_params", self.method.params)}
         training = _hashed_part("training", dataclasses.asdict(self.training), _NOT_TRAINING_KEYS)
         if self.training.gpus_per_run == 1:
             training.pop("sync_bn", None)  # no effect with one process
