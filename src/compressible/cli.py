@@ -121,6 +121,29 @@ def add_reproduce(sub) -> None:
     s.add_argument("--published", default=None, help="directory of <paper>.yaml (default configs/published)")
 
 
+def cmd_select(args) -> None:
+    from .report.selection import select, selection_figure, write_selection
+
+    cfg = read_config(args.config)
+    experiment, rows = Experiment(cfg), select(args.summary, cfg.methods)
+    out = write_selection(rows, args.out or experiment.selection)
+    for arch in cfg.archs:
+        for entry in experiment.plotted_entries():
+            stem = Path(experiment.selection_figure(arch.name, entry.operator, "pdf")).with_suffix("")
+            selection_figure(rows, stem, arch.name, entry.operator)
+    print(f"{out}: {len(rows)} rows")
+
+
+def add_select(sub) -> None:
+    """`select`: the best configuration of each family per level and over all levels
+    (compression-aware SFW Figs. 4 and 2), as CSV and figures."""
+    s = sub.add_parser("select", help=add_select.__doc__)
+    s.set_defaults(func=cmd_select)
+    s.add_argument("--summary", required=True)
+    s.add_argument("--config", required=True)
+    s.add_argument("--out", default=None, help="CSV path (default results/<experiment>/best_configurations.csv)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="compressible", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -145,6 +168,7 @@ def parser() -> argparse.ArgumentParser:
     for name in ("figures", "tables"):
         subs[name].add_argument("--summary", required=True)
     add_reproduce(sub)
+    add_select(sub)
     return p
 
 

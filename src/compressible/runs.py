@@ -139,6 +139,14 @@ class Experiment:
         return f"paper_tables/{self.name}/{arch}_{operator}_{kind}.tex"
 
     @property
+    def selection(self) -> str:
+        """Best configuration per family (report/selection.py), only for configs with sweeps."""
+        return f"{self.results}/best_configurations.csv"
+
+    def selection_figure(self, arch, operator, ext) -> str:
+        return f"figures/{self.name}/best_configuration_{arch}_{operator}.{ext}"
+
+    @property
     def reproduction_report(self) -> str:
         return f"paper_tables/{self.name}/REPRODUCTION.md"
 
@@ -164,6 +172,16 @@ class Experiment:
     def figures(self) -> list[str]:
         return [self.figure(a.name, e.operator, ext)
                 for a in self.cfg.archs for e in self.plotted_entries() for ext in ("pdf", "png")]
+
+    def has_sweeps(self) -> bool:
+        """Some method entry names a family: a sweep whose best configuration is selected."""
+        return any(m.family for m in self.cfg.methods)
+
+    def selection_outputs(self) -> list[str]:
+        if not self.has_sweeps():
+            return []
+        return [self.selection] + [self.selection_figure(a.name, e.operator, ext) for a in self.cfg.archs
+                                   for e in self.plotted_entries() for ext in ("pdf", "png")]
 
     def tables(self) -> list[str]:
         return [self.table(a.name, e.operator, kind)
