@@ -134,3 +134,36 @@ def test_cli_writes_the_csv_and_figures_with_the_same_bytes_on_rerun(tmp_path, m
 
 def test_configs_without_families_have_no_selection_outputs():
     assert Experiment(validate_config(copy.deepcopy(TINY))).selection_outputs() == []
+
+
+@pytest.mark.slow
+def test_select_best_rule_end_to_end_picks_the_argmax_of_the_summary(tmp_path):
+    """The real DAG on a two-entry sweep (embedded MNIST, seconds): the rule's CSV names, per
+    level, the entry whose summary accuracy is highest (recomputed here from summary.csv)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from clones import copy_project, isolated_env, run
+
+    env = isolated_env(tmp_path / "home")
+    repo = copy_project(tmp_path / "repo", env)
+    raw = copy.deepcopy(TINY)
+    raw.update(experiment="sweep_e2e", seeds=[0], bnt={"trials": 0},
+               oneshot=[{"operator": "filters_weights_only", "levels": [0.3, 0.6]}])
+    raw["dataset"]["train_subset"] = 256
+    raw["methods"] = [{"label": f"SGD-lr{lr}", "family": "SGD", "name": "sgd", "params": {"lr": lr}}
+                      for lr in (0.05, 0.01)]
+    (repo / "sweep.yaml").write_text(yaml.safe_dump(raw))
+    run(["snakemake", "select_best", "--cores", "2", "--configfile", "sweep.yaml"], repo, env)
+    summary = list(csv.DictReader(open(repo / "results/sweep_e2e/summary.csv")))
+    expected = {}
+    for level in ("0.3", "0.6"):
+        accs = {r["method"]: float(r["accuracy"]) for r in summary if r["level"] == level}
+        expected[level] = max(["SGD-lr0.05", "SGD-lr0.01"], key=lambda m: (accs[m], m == "SGD-lr0.05"))
+    selection = repo / "results/sweep_e2e/best_configurations.csv"
+    table = list(csv.DictReader(open(selection)))
+    assert {r["level"]: r["method"] for r in table if r["criterion"] == "per_level"} == expected
+    first = selection.read_bytes()
+    run(["snakemake", "select_best", "--cores", "1", "--configfile", "sweep.yaml", "--forcerun", "select_best"],
+        repo, env)
+    assert selection.read_bytes() == first
