@@ -70,15 +70,19 @@ def _row(stat: dict, family: str, criterion: str, bnt: str, score: float, candid
             "score": score, "seeds": int(stat["seeds"]), "candidates": candidates}
 
 
-def select_family(part: pd.DataFrame, family: str, labels: list[str], bnt: str) -> list[dict]:
-    """Both selections for one family's rows of one (arch, operator)."""
-    stat = {(r["method"], r["level"]): r for r in part.to_dict("records")}
-    levels, present = _levels(part), [lb for lb in labels if lb in set(part["method"])]
+def _check_complete(part: pd.DataFrame, stat: dict, levels: list, present: list, family: str) -> None:
     for label in present:
         missing = [lv for lv in levels if (label, lv) not in stat]
         if missing:
             raise ValueError(f"{part['arch'].iloc[0]}, {part['compressor'].iloc[0]}: method {label!r} has no "
                              f"result at level(s) {', '.join(missing)}; its family {family!r} has them")
+
+
+def select_family(part: pd.DataFrame, family: str, labels: list[str], bnt: str) -> list[dict]:
+    """Both selections for one family's rows of one (arch, operator)."""
+    stat = {(r["method"], r["level"]): r for r in part.to_dict("records")}
+    levels, present = _levels(part), [lb for lb in labels if lb in set(part["method"])]
+    _check_complete(part, stat, levels, present, family)
     rows = []
     for level in levels:  # Fig. 4: the best entry at each level
         scores = {lb: float(stat[lb, level]["accuracy"]) for lb in present}
@@ -123,9 +127,23 @@ def write_selection(rows: list[dict], out_csv: str | Path) -> Path:
     return out_csv
 
 
+def _panel(ax, rows: list[dict], criterion: str) -> None:
+    """One line per family; per level also the chosen entries' dense accuracy, dashed (Fig. 4)."""
+    for i, family in enumerate(dict.fromkeys(r["family"] for r in rows)):
+        line = [r for r in rows if r["family"] == family and r["criterion"] == criterion]
+        x = [100 * float(r["level"]) for r in line]
+        name = family if criterion == "per_level" else f"{family}: {line[0]['method']}"
+        ax.plot(x, [r["accuracy"] for r in line], marker="o", ms=3, color=f"C{i}", label=name)
+        if criterion == "per_level":
+            ax.plot(x, [r["dense_accuracy"] for r in line], ls="--", lw=1, color=f"C{i}")
+    ax.set_xlabel("level (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, loc="lower left")
+
+
 def selection_figure(rows: list[dict], out_stem: str | Path, arch: str, operator: str) -> list[Path]:
-    """Two panels before BNT: the best entry per level with its dense accuracy dashed (Fig. 4),
-    and each family's best entry over all levels (Fig. 2); writes ``out_stem``.pdf and .png."""
+    """Two panels before BNT: the best entry per level (Fig. 4) and each family's best entry
+    over all levels (Fig. 2); writes ``out_stem``.pdf and .png with fixed metadata."""
     import matplotlib.pyplot as plt
 
     from .figures import _PDF_META, _PNG_META
@@ -135,17 +153,8 @@ def selection_figure(rows: list[dict], out_stem: str | Path, arch: str, operator
     fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8), sharey=True)
     for ax, criterion, title in ((axes[0], "per_level", "best per level"),
                                  (axes[1], "mean_over_levels", "best over all levels")):
-        for i, family in enumerate(dict.fromkeys(r["family"] for r in mine)):
-            line = [r for r in mine if r["family"] == family and r["criterion"] == criterion]
-            x = [100 * float(r["level"]) for r in line]
-            name = family if criterion == "per_level" else f"{family}: {line[0]['method']}"
-            ax.plot(x, [r["accuracy"] for r in line], marker="o", ms=3, color=f"C{i}", label=name)
-            if criterion == "per_level":
-                ax.plot(x, [r["dense_accuracy"] for r in line], ls="--", lw=1, color=f"C{i}")
+        _panel(ax, mine, criterion)
         ax.set_title(f"{arch}, {operator}: {title}")
-        ax.set_xlabel("level (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="lower left")
     axes[0].set_ylabel("test accuracy (%)")
     fig.tight_layout()
     out_stem = Path(out_stem)
