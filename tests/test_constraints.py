@@ -314,7 +314,7 @@ def test_global_shift_inside_rescales_every_tensor_by_one_factor(name):
 
 def test_global_sets_refuse_spectral_kinds_and_round_trip_their_state():
     for name in ("nuclear", "spectral_k_support", "spectral_k_sparse"):
-        with pytest.raises(ValueError, match="defined for l1, l2, linf, k_sparse, k_support, group_k_support"):
+        with pytest.raises(ValueError, match="allowed with constraint_scope 'global': l1, l2, linf, k_sparse, k_support, group_k_support"):
             make_global(name, GLOBAL_SHAPES, radius=1.0, k=2)
     c = make_global("k_sparse", GLOBAL_SHAPES, diameter=3.0, k=5)
     c.set_active_k(c.k_space(c.shape))

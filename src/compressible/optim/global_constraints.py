@@ -38,8 +38,8 @@ def make_global(name: str, shapes, **size) -> "GlobalConstraint":
     """The global form of constraint ``name`` over tensors of ``shapes`` (``size``: radius or
     diameter, and k for the sets that use it)."""
     if name not in GLOBAL_CONSTRAINTS:
-        raise ValueError(f"constraint_scope 'global' is defined for {', '.join(GLOBAL_CONSTRAINTS)}; "
-                         f"{name!r} has no global form (its tensors form no single matrix)")
+        raise ValueError(f"constraint {name!r} has no global form (its tensors form no single matrix); "
+                         f"allowed with constraint_scope 'global': {', '.join(GLOBAL_CONSTRAINTS)}")
     cls = GlobalGroupKSupport if name in GROUPED else GlobalEntrywise
     return cls(name, shapes, **size)
 
