@@ -19,9 +19,10 @@ include: "workflow/rules/train.smk"      # train: one (arch, method, seed) -> ch
 include: "workflow/rules/oneshot.smk"    # oneshot: compress at each level, evaluate, BNT trials
 include: "workflow/rules/report.smk"     # aggregate -> summary.csv; figures; LaTeX tables
 include: "workflow/rules/reproduction.smk"  # published numbers beside ours -> REPRODUCTION.md
+include: "workflow/rules/selection.smk"  # sweeps: best configuration per level and overall
 
 # On a cluster these run on the submit host: downloads need its network, the rest takes seconds.
-localrules: all, train_all, prepare_data, aggregate, figures, tables
+localrules: all, train_all, prepare_data, aggregate, figures, tables, select_best
 
 
 rule all:
@@ -30,6 +31,7 @@ rule all:
         FIGURES,
         TABLES,
         REPRODUCTION,
+        SELECTION,
     default_target: True
 
 

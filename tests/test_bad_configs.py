@@ -89,6 +89,11 @@ BAD = [
     ("sfw both delays", with_method(SFW, delay_k_steps=5, delay_k_epochs=1, steps_per_epoch=8), "not both"),
     ("sfw delay epochs alone", with_method(SFW, delay_k_epochs=1), "steps_per_epoch"),
     ("sfw init lr negative", with_method(SFW, init_lr=-1e-3), "methods.2.params.init_lr"),
+    ("sfw constraint scope typo", with_method(SFW, constraint_scope="model"), "methods.2.params.constraint_scope"),
+    ("sfw global spectral", with_method(SFW, constraint="spectral_k_support", constraint_scope="global"),
+     "no global form"),
+    ("sfw global with sfw_init", with_method(SFW, constraint_scope="global", init="sfw_init"), "one scale per tensor"),
+    ("sfw delay restore typo", with_method(SFW, delay_k_restore="project"), "methods.2.params.delay_k_restore"),
     ("nuclear negative", with_method(NUC, nuclear=-1.0), "methods.2.params.nuclear"),
     ("nuclear layers typo", with_method(NUC, layers="all"), "methods.2.params.layers"),
     # names against their registries

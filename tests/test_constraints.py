@@ -213,3 +213,115 @@ def test_top_singular_triplets_iterate_to_convergence_above_the_eigh_rank():
     gap = float((exact.norm() + (gradient.double() * v).sum()) / exact.norm())
     assert 0 <= gap <= 1e-6
     torch.testing.assert_close(s.double(), exact, rtol=1e-5, atol=0)
+
+
+# --- global constraints: one set over the concatenation of several tensors ---------------------
+
+from compressible.optim.global_constraints import GLOBAL_CONSTRAINTS, make_global  # noqa: E402
+
+GLOBAL_SHAPES = [(4, 3), (5,), (3, 2, 2, 2)]
+
+
+def make_global_set(name, shapes=GLOBAL_SHAPES, radius=1.3, k=4):
+    return make_global(name, shapes, radius=radius, **({"k": k} if CONSTRAINTS.get(name).uses_k else {}))
+
+
+def random_list(shapes, seed, scale=1.0):
+    g = gen(seed)
+    return [scale * torch.randn(s, generator=g, dtype=torch.float64) for s in shapes]
+
+
+def global_optimal_value(name, r, k, ds):
+    """-r * dual norm of the concatenated direction, computed without the LMO."""
+    flat = torch.cat([d.reshape(-1) for d in ds])
+    filters = torch.cat([as_matrix(d).norm(dim=1) for d in ds])
+    dual = {"l1": lambda: flat.abs().max(), "l2": lambda: flat.norm(), "linf": lambda: flat.abs().sum(),
+            "k_sparse": lambda: flat.abs().topk(k).values.sum(), "k_support": lambda: top_k_l2(flat, k),
+            "group_k_support": lambda: filters.topk(k).values.norm()}[name]()
+    return -r * float(dual)
+
+
+def inner(ds, vs):
+    return float(sum((d * v).sum() for d, v in zip(ds, vs)))
+
+
+@pytest.mark.parametrize("name", GLOBAL_CONSTRAINTS)
+def test_global_lmo_is_feasible_and_optimal_over_the_concatenation(name):
+    c = make_global_set(name)
+    for seed in range(3):
+        ds = random_list(GLOBAL_SHAPES, seed)
+        vs = c.lmo(ds)
+        assert [v.shape for v in vs] == [d.shape for d in ds]
+        assert float(c.norm(vs)) <= c.radius * (1 + 1e-6)
+        assert inner(ds, vs) == pytest.approx(global_optimal_value(name, c.radius, c.k_active, ds), rel=1e-6)
+
+
+def test_global_k_sparse_lmo_matches_brute_force_over_vertices_across_tensors():
+    shapes, k, r = [(2, 2), (3,)], 3, 0.7
+    c = make_global("k_sparse", shapes, radius=r, k=k)
+    ds = random_list(shapes, 5)
+    flat = torch.cat([d.reshape(-1) for d in ds])
+    best = math.inf
+    for support in itertools.combinations(range(7), k):
+        for signs in itertools.product((-1.0, 1.0), repeat=k):
+            best = min(best, r * float(sum(s * flat[i] for s, i in zip(signs, support))))
+    vs = c.lmo(ds)
+    assert inner(ds, vs) == pytest.approx(best, rel=1e-9)
+    assert sum(int((v != 0).sum()) for v in vs) == k
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_global_group_k_support_lmo_matches_brute_force_over_filters_of_all_layers(k):
+    """The k filters come from any layer: the best subset of all 3 + 4 filters, value -r ||g_S||."""
+    shapes, r = [(3, 2, 2, 2), (4, 3, 1, 1)], 0.9
+    c = make_global("group_k_support", shapes, radius=r, k=k)
+    ds = random_list(shapes, k)
+    rows = torch.cat([as_matrix(d).norm(dim=1) for d in ds])
+    best = min(-r * float(rows[list(s)].norm()) for s in itertools.combinations(range(7), k))
+    vs = c.lmo(ds)
+    assert inner(ds, vs) == pytest.approx(best, rel=1e-9)
+    assert sum(int((as_matrix(v).norm(dim=1) > 0).sum()) for v in vs) == k
+
+
+def test_global_lmo_puts_all_atoms_where_the_gradient_is_large():
+    """Per layer each tensor gets K of its own; globally a tensor with small gradients gets none."""
+    big, small = 10 * torch.randn(6, generator=gen(0)), 0.01 * torch.randn(6, generator=gen(1))
+    vs = make_global("k_sparse", [(6,), (6,)], radius=1.0, k=3).lmo([big, small])
+    assert int((vs[0] != 0).sum()) == 3 and torch.equal(vs[1], torch.zeros(6))
+
+
+@pytest.mark.parametrize("name", GLOBAL_CONSTRAINTS)
+def test_global_set_of_one_tensor_is_the_per_tensor_set(name):
+    shape = (4, 3, 2, 2) if name == "group_k_support" else (12,)
+    per_tensor = make(name, shape, radius=1.3, k_frac=0.5)
+    k = per_tensor.k if per_tensor.uses_k else None
+    c = make_global(name, [shape], radius=1.3, **({"k": k} if k else {}))
+    d = torch.randn(shape, generator=gen(2), dtype=torch.float64)
+    assert torch.allclose(c.lmo([d])[0], per_tensor.lmo(d))
+    assert float(c.norm([d])) == pytest.approx(float(per_tensor.norm(d)))
+    assert c.diameter == pytest.approx(per_tensor.diameter)
+
+
+@pytest.mark.parametrize("name", GLOBAL_CONSTRAINTS)
+def test_global_shift_inside_rescales_every_tensor_by_one_factor(name):
+    c = make_global_set(name, radius=0.5)
+    ws = random_list(GLOBAL_SHAPES, 3, scale=10.0)
+    inside = c.shift_inside(ws)
+    assert float(c.norm(inside)) == pytest.approx(c.radius, rel=1e-9)
+    factors = {round(float(a.norm() / b.norm()), 12) for a, b in zip(inside, ws)}
+    assert len(factors) == 1
+
+
+def test_global_sets_refuse_spectral_kinds_and_round_trip_their_state():
+    for name in ("nuclear", "spectral_k_support", "spectral_k_sparse"):
+        with pytest.raises(ValueError, match="allowed with constraint_scope 'global': l1, l2, linf, k_sparse, k_support, group_k_support"):
+            make_global(name, GLOBAL_SHAPES, radius=1.0, k=2)
+    c = make_global("k_sparse", GLOBAL_SHAPES, diameter=3.0, k=5)
+    c.set_active_k(c.k_space(c.shape))
+    other = make_global("k_sparse", GLOBAL_SHAPES, radius=1.0, k=2)
+    other.load_state_dict(c.state_dict())
+    assert (other.k, other.k_active, other.diameter) == (5, 12 + 5 + 24, 3.0)
+    with pytest.raises(ValueError):
+        make_global("k_sparse", GLOBAL_SHAPES[:2], radius=1.0, k=2).load_state_dict(c.state_dict())
+    with pytest.raises(ValueError):  # a per-tensor state is not a global one
+        other.load_state_dict(CONSTRAINTS.get("k_sparse")((41,), radius=1.0, k=2).state_dict())

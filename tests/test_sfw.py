@@ -271,3 +271,136 @@ def test_init_norms_keyed_by_shape_collide_as_in_the_sfw_pruning_code():
                     init_norm_key="shape")
     bn_weight = next(g for g in opt.param_groups if g["name"] == "1.weight")["constraint"]
     assert bn_weight.diameter == pytest.approx(2 * 2.0 * own["3.bias"])
+
+
+# --- global constraints and the restore after the delayed-K phase ------------------------------
+
+from compressible.optim.global_constraints import GLOBAL_CONSTRAINTS, make_global  # noqa: E402
+from compressible.optim.methods_sfw import raw_init_norms  # noqa: E402
+
+
+def global_feasible(opt):
+    for group in opt.param_groups:
+        c, ws = group["constraint"], [w.detach() for w in group["params"]]
+        assert float(c.norm(ws)) <= c.radius * (1 + 1e-5), group["name"]
+
+
+@pytest.mark.parametrize("name", GLOBAL_CONSTRAINTS)
+def test_global_constraint_trains_and_keeps_the_iterate_feasible(name):
+    x, y, model = toy_regression()
+    opt = build_sfw(model, [], seed=0, constraint=name, k="50%", tau=5.0, lr=0.2, momentum=0.5,
+                    init_samples=4, constraint_scope="global")
+    assert len(opt.param_groups) == 1 and len(opt.param_groups[0]["params"]) == 4
+    closure = model_closure(model, opt, x, y)
+    first = float(closure())
+    for _ in range(150):
+        opt.step(closure)
+        global_feasible(opt)
+    assert float(closure()) < 0.5 * first
+
+
+def test_global_sizes_follow_the_authors_definition():
+    """K over all entries of the set (or all filters), D = 2 tau sqrt(sum of squared E||W_i||)."""
+    opt = build_sfw(bn_model(), [], seed=0, constraint="group_k_support", constrain="structured_conv_l2_rest",
+                    k="25%", tau=3.0, init_samples=5, constraint_scope="global")
+    conv, rest = opt.param_groups
+    assert conv["names"] == ["0.weight"] and rest["names"] == ["0.bias", "1.weight", "1.bias", "4.weight", "4.bias"]
+    assert conv["constraint"].name == "group_k_support" and rest["constraint"].name == "l2"
+    assert conv["constraint"].k == 2  # 25 % of 8 filters
+    raw = raw_init_norms(bn_model(), 5, 0)
+    assert raw["1.bias"] == 0.0  # adds nothing globally (per tensor it would become 1)
+    expected = 2 * 3.0 * math.sqrt(sum(raw[n] ** 2 for n in rest["names"]))
+    assert rest["constraint"].diameter == pytest.approx(expected)
+    everything = build_sfw(bn_model(), [], seed=0, constraint="k_sparse", k="10%", init_samples=2,
+                           constraint_scope="global")
+    n = sum(p.numel() for p in bn_model().parameters())
+    assert [len(g["params"]) for g in everything.param_groups] == [6]
+    assert everything.param_groups[0]["constraint"].k == int(0.1 * n)
+
+
+def test_global_scope_refuses_what_it_cannot_mean():
+    for bad, message in (({"constraint": "spectral_k_support"}, "no global form"),
+                         ({"init": "sfw_init"}, "one scale per tensor"),
+                         ({"init_norm_key": "shape"}, "one radius"),
+                         ({"constraint_scope": "model"}, "constraint_scope must be one of")):
+        with pytest.raises(ValueError, match=message):
+            build_sfw(bn_model(), [], seed=0, init_samples=1, **{"constraint_scope": "global", **bad})
+
+
+def test_global_group_without_gradients_in_one_tensor_scales_it_with_the_rest():
+    a, b = nn.Parameter(torch.full((3,), 0.1)), nn.Parameter(torch.full((2,), 0.1))
+    c = make_global("l2", [(3,), (2,)], radius=1.0)
+    opt = SFW([{"params": [a, b], "constraint": c}], lr=0.5, momentum=0.0, rescale="none")
+    a.grad = torch.tensor([1.0, 0.0, 0.0])
+    opt.step()  # v = (-1, 0, 0 | 0, 0), eta = 0.5
+    assert torch.allclose(a.detach(), torch.tensor([-0.45, 0.05, 0.05]))
+    assert torch.allclose(b.detach(), torch.tensor([0.05, 0.05]))
+    with pytest.raises(ValueError, match="shapes"):
+        SFW([{"params": [b, a], "constraint": c}])
+
+
+def test_global_state_dict_round_trips():
+    x, y, model = toy_regression()
+    kwargs = dict(seed=0, constraint="k_support", k="30%", lr=0.5, delay_k_steps=2, init_samples=2,
+                  constraint_scope="global", delay_k_restore="rescale")
+    opt = build_sfw(model, [], **kwargs)
+    resumed_model = copy.deepcopy(model)
+    run(opt, model_closure(model, opt, x, y), 2)
+    saved = copy.deepcopy({"model": model.state_dict(), "opt": opt.state_dict()})
+    expected = run(opt, model_closure(model, opt, x, y), 3)
+    resumed = build_sfw(resumed_model, [], **kwargs)
+    resumed_model.load_state_dict(saved["model"])
+    resumed.load_state_dict(saved["opt"])
+    assert run(resumed, model_closure(resumed_model, resumed, x, y), 3) == expected
+
+
+def k_sparse_after_delay(restore, scope="layer"):
+    """w on the K = n set's vertex (1, ..., 1) r_n: outside the K = 5 polytope at the same diameter."""
+    w = nn.Parameter(torch.full((50,), 4.0 / (2 * math.sqrt(50))))
+    maker = (lambda **kw: make_global("k_sparse", [(50,)], **kw)) if scope == "global" else \
+        (lambda **kw: CONSTRAINTS.get("k_sparse")((50,), **kw))
+    c = maker(diameter=4.0, k=5)
+    opt = SFW([{"params": [w], "constraint": c}], lr=0.0, momentum=0.0, delay_k_steps=2, delay_k_restore=restore)
+    norms = []
+    for _ in range(4):
+        w.grad = torch.randn(50)
+        opt.step()
+        norms.append(float(c.norm([w.detach()]) if scope == "global" else c.norm(w.detach())) / c.radius)
+    return norms
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_delay_k_restore_rescales_the_iterate_into_the_new_set(scope):
+    none, rescale = k_sparse_after_delay("none", scope), k_sparse_after_delay("rescale", scope)
+    assert none[:2] == pytest.approx([1.0, 1.0]) and rescale[:2] == pytest.approx([1.0, 1.0])
+    assert none[2] == pytest.approx(math.sqrt(10))  # ||w||_1 / K over r_K: outside, and it stays
+    assert rescale[2:] == pytest.approx([1.0, 1.0])  # on the boundary of the K = 5 polytope
+
+
+@pytest.mark.parametrize("constraint", ["k_sparse", "k_support", "group_k_support"])
+def test_iterates_are_feasible_after_the_delayed_k_change_in_training(constraint):
+    x, y, model = toy_regression()
+    opt = build_sfw(model, [], seed=0, constraint=constraint, k=1, tau=5.0, lr=0.5, delay_k_steps=20,
+                    init_samples=2, delay_k_restore="rescale")
+    closure = model_closure(model, opt, x, y)
+    for step in range(30):
+        opt.step(closure)
+        if step >= 20:
+            for group in opt.param_groups:
+                c = group["constraint"]
+                assert c.k_active == c.k
+                assert float(c.norm(group["params"][0].detach())) <= c.radius * (1 + 1e-5)
+
+
+def test_new_options_at_their_neutral_values_keep_the_run_hash():
+    from compressible.config import validate_config
+    from compressible.runs import Experiment, Run
+    import yaml
+
+    raw = yaml.safe_load(open("configs/default.yaml"))
+    before = Experiment(validate_config(copy.deepcopy(raw))).spec(Run("resnet20", "SFW", 0)).hash()
+    sfw = next(m for m in raw["methods"] if m["name"] == "sfw")
+    sfw["params"].update(constraint_scope="layer", delay_k_restore="none")
+    assert Experiment(validate_config(copy.deepcopy(raw))).spec(Run("resnet20", "SFW", 0)).hash() == before
+    sfw["params"].update(constraint_scope="global")
+    assert Experiment(validate_config(raw)).spec(Run("resnet20", "SFW", 0)).hash() != before

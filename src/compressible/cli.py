@@ -151,6 +151,29 @@ def add_plan(sub) -> None:
     s.add_argument("--jobs", action="store_true", help="also list every job")
 
 
+def cmd_select(args) -> None:
+    from .report.selection import select, selection_figure, write_selection
+
+    cfg = read_config(args.config)
+    experiment, rows = Experiment(cfg), select(args.summary, cfg.methods)
+    out = write_selection(rows, args.out or experiment.selection)
+    for arch in cfg.archs:
+        for entry in experiment.plotted_entries():
+            stem = Path(experiment.selection_figure(arch.name, entry.operator, "pdf")).with_suffix("")
+            selection_figure(rows, stem, arch.name, entry.operator)
+    print(f"{out}: {len(rows)} rows")
+
+
+def add_select(sub) -> None:
+    """`select`: the best configuration of each family per level and over all levels
+    (compression-aware SFW Figs. 4 and 2), as CSV and figures."""
+    s = sub.add_parser("select", help=add_select.__doc__)
+    s.set_defaults(func=cmd_select)
+    s.add_argument("--summary", required=True)
+    s.add_argument("--config", required=True)
+    s.add_argument("--out", default=None, help="CSV path (default results/<experiment>/best_configurations.csv)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="compressible", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -178,6 +201,7 @@ def parser() -> argparse.ArgumentParser:
                                 help="directory of <paper>.yaml for the config's reproduces (default configs/published)")
     add_reproduce(sub)
     add_plan(sub)
+    add_select(sub)
     return p
 
 

@@ -40,6 +40,7 @@ class Method:
     name: str
     params: dict
     epochs: Optional[int]  # overrides training.epochs (the papers train dense baselines longer)
+    family: Optional[str] = None  # the sweep it belongs to (None: its own); see report/selection.py
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ _NOT_TRAINING_KEYS = ("threads", "eval_batch_size", "gpus", "device", "compile",
 # Away from it they are hashed: e.g. several processes do change the weights (per-process
 # BatchNorm batches unless synchronized, the float summation order of the gradient average).
 _NEUTRAL = {"arch": {"pretrained": None},
-            "training": {"schedule_unit": "step", "gpus_per_run": 1, "sync_bn": False, "precision": "fp32"}}
+            "training": {"schedule_unit": "step", "gpus_per_run": 1, "sync_bn": False, "precision": "fp32"},
+            "method_params": {"constraint_scope": "layer", "delay_k_restore": "none"}}
 
 
 def _hashed_part(section: str, values: dict, skipped: tuple = ()) -> dict:
@@ -65,7 +66,7 @@ class RunSpec:
 
     def hashed(self) -> dict:
         """The settings that change the trained weights (what :meth:`hash` covers)."""
-        method = {"name": self.method.name, "params": self.method.params}
+        method = {"name": self.method.name, "params": _hashed_part("method_params", self.method.params)}
         training = _hashed_part("training", dataclasses.asdict(self.training), _NOT_TRAINING_KEYS)
         if self.training.gpus_per_run == 1:
             training.pop("sync_bn", None)  # no effect with one process
@@ -142,6 +143,14 @@ class Experiment:
         return f"paper_tables/{self.name}/{arch}_{operator}_{kind}.tex"
 
     @property
+    def selection(self) -> str:
+        """Best configuration per family (report/selection.py), only for configs with sweeps."""
+        return f"{self.results}/best_configurations.csv"
+
+    def selection_figure(self, arch, operator, ext) -> str:
+        return f"figures/{self.name}/best_configuration_{arch}_{operator}.{ext}"
+
+    @property
     def reproduction_report(self) -> str:
         return f"paper_tables/{self.name}/REPRODUCTION.md"
 
@@ -167,6 +176,16 @@ class Experiment:
     def figures(self) -> list[str]:
         return [self.figure(a.name, e.operator, ext)
                 for a in self.cfg.archs for e in self.plotted_entries() for ext in ("pdf", "png")]
+
+    def has_sweeps(self) -> bool:
+        """Some method entry names a family: a sweep whose best configuration is selected."""
+        return any(m.family for m in self.cfg.methods)
+
+    def selection_outputs(self) -> list[str]:
+        if not self.has_sweeps():
+            return []
+        return [self.selection] + [self.selection_figure(a.name, e.operator, ext) for a in self.cfg.archs
+                                   for e in self.plotted_entries() for ext in ("pdf", "png")]
 
     def tables(self) -> list[str]:
         return [self.table(a.name, e.operator, kind)

@@ -4,11 +4,14 @@
 SFW-pruning (Miao et al.) = constraint "k_sparse", k "5%", k_min 10, tau 15, radius_mode
 "initialization", rescale "gradient", momentum 0.9 "exponential", lr 1.0, constrain "all".
 Compression-aware SFW (Zimmer et al.) = constraint "group_k_support" / "spectral_k_support" /
-"k_support" / "k_sparse", constrain "structured_conv_l2_rest", momentum "heavy_ball".
+"k_support" / "k_sparse", constrain "structured_conv_l2_rest", momentum "heavy_ball"; its sweeps
+also use ``constraint_scope`` "global" (one set over all tensors of a kind) and, after a delayed
+K, ``delay_k_restore`` "rescale".
 """
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -16,11 +19,13 @@ from torch import nn
 from ..registry import CONSTRAINTS, METHODS
 from . import constraints as _constraints  # noqa: F401  (registers the feasible sets)
 from .nuclear import NuclearProxSGD
+from .global_constraints import global_k_space, make_global
 from .sfw import SFW
 
 RADIUS_MODES = ("radius", "diameter", "initialization")
 CONSTRAIN = ("all", "structured_conv_l2_rest")
 INIT_NORM_KEYS = ("parameter", "shape")
+CONSTRAINT_SCOPES = ("layer", "global")
 
 
 def resolve_k(k: int | str, k_min: int, n: int) -> int:
@@ -58,6 +63,18 @@ def expected_init_norms(model: nn.Module, samples: int, seed: int, key: str = "p
     forked, so training randomness is unchanged. A zero expectation (BN bias) becomes 1, as in
     the authors' code; a parameter of a layer without ``reset_parameters`` gets its current norm.
     """
+    norms = raw_init_norms(model, samples, seed)
+    norms = {name: value if value > 0 else 1.0 for name, value in norms.items()}
+    if key == "shape":
+        shapes = dict(model.named_parameters())
+        by_shape = {tuple(shapes[name].shape): value for name, value in norms.items()}  # last wins
+        norms = {name: by_shape[tuple(p.shape)] for name, p in shapes.items()}
+    return norms
+
+
+@torch.no_grad()
+def raw_init_norms(model: nn.Module, samples: int, seed: int) -> dict[str, float]:
+    """E||W0||_2 per parameter name, zero expectations kept (see :func:`expected_init_norms`)."""
     norms = {}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -67,11 +84,6 @@ def expected_init_norms(model: nn.Module, samples: int, seed: int, key: str = "p
                 norms.update(_layer_init_norms(module, prefix, own, samples))
     for name, p in model.named_parameters():
         norms.setdefault(name, float(p.norm()))
-    norms = {name: value if value > 0 else 1.0 for name, value in norms.items()}
-    if key == "shape":
-        shapes = dict(model.named_parameters())
-        by_shape = {tuple(shapes[name].shape): value for name, value in norms.items()}  # last wins
-        norms = {name: by_shape[tuple(p.shape)] for name, p in shapes.items()}
     return norms
 
 
@@ -93,10 +105,10 @@ def _constraint_name(module: nn.Module, param_name: str, constraint: str, constr
     return "l2"
 
 
-def _size(name: str, shape, *, k, k_min, radius_mode, radius, diameter, tau, init_norms) -> dict:
-    """Constructor arguments (k and radius or diameter) of constraint ``name`` for ``shape``."""
-    cls = CONSTRAINTS.get(name)
-    kwargs = {"k": resolve_k(k, k_min, cls.k_space(shape))} if cls.uses_k else {}
+def _size(name: str, space: int, *, k, k_min, radius_mode, radius, diameter, tau, init_norms) -> dict:
+    """Constructor arguments (k and radius or diameter) of constraint ``name`` whose K counts
+    ``space`` atoms."""
+    kwargs = {"k": resolve_k(k, k_min, space)} if CONSTRAINTS.get(name).uses_k else {}
     if radius_mode == "radius":
         return {**kwargs, "radius": radius}
     if radius_mode == "diameter":
@@ -104,10 +116,19 @@ def _size(name: str, shape, *, k, k_min, radius_mode, radius, diameter, tau, ini
     return {**kwargs, "diameter": 2.0 * tau * init_norms}  # D = 2 tau E||W0||
 
 
+def _named_parameters(model: nn.Module):
+    """(module, parameter name, full name, parameter) in module order."""
+    for prefix, module in model.named_modules():
+        for pname, p in module.named_parameters(recurse=False):
+            yield module, pname, f"{prefix}.{pname}" if prefix else pname, p
+
+
 def sfw_param_groups(model: nn.Module, *, constraint: str, constrain: str, k, k_min: int,
                      radius_mode: str, radius: float, diameter: float, tau: float, seed: int,
-                     init_samples: int, init_norm_key: str = "parameter") -> list[dict]:
-    """One param group per tensor, each with its own constraint."""
+                     init_samples: int, init_norm_key: str = "parameter",
+                     constraint_scope: str = "layer") -> list[dict]:
+    """One param group per tensor, each with its own constraint (``constraint_scope`` "layer"),
+    or one per constraint kind holding all its tensors and one global constraint ("global")."""
     if constrain not in CONSTRAIN:
         raise ValueError(f"constrain must be one of {CONSTRAIN}, got {constrain!r}")
     if radius_mode not in RADIUS_MODES:
@@ -115,18 +136,41 @@ def sfw_param_groups(model: nn.Module, *, constraint: str, constrain: str, k, k_
     CONSTRAINTS.get(constraint)  # fail early with the allowed names
     if init_norm_key not in INIT_NORM_KEYS:
         raise ValueError(f"init_norm_key must be one of {INIT_NORM_KEYS}, got {init_norm_key!r}")
+    if constraint_scope not in CONSTRAINT_SCOPES:
+        raise ValueError(f"constraint_scope must be one of {CONSTRAINT_SCOPES}, got {constraint_scope!r}")
+    sizing = dict(k=k, k_min=k_min, radius_mode=radius_mode, radius=radius, diameter=diameter, tau=tau)
+    if constraint_scope == "global":
+        if init_norm_key != "parameter":
+            raise ValueError("init_norm_key 'shape' keys per-tensor radii; constraint_scope 'global' has one radius")
+        return _global_groups(model, constraint, constrain, sizing, seed, init_samples)
     norms = {}
     if radius_mode == "initialization":
         norms = expected_init_norms(model, init_samples, seed, init_norm_key)
     groups = []
-    for prefix, module in model.named_modules():
-        for pname, p in module.named_parameters(recurse=False):
-            full = f"{prefix}.{pname}" if prefix else pname
-            cname = _constraint_name(module, pname, constraint, constrain)
-            size = _size(cname, p.shape, k=k, k_min=k_min, radius_mode=radius_mode, radius=radius,
-                         diameter=diameter, tau=tau, init_norms=norms.get(full))
-            groups.append({"params": [p], "constraint": CONSTRAINTS.get(cname)(p.shape, **size),
-                           "name": full})
+    for module, pname, full, p in _named_parameters(model):
+        cname = _constraint_name(module, pname, constraint, constrain)
+        size = _size(cname, CONSTRAINTS.get(cname).k_space(p.shape), **sizing, init_norms=norms.get(full))
+        groups.append({"params": [p], "constraint": CONSTRAINTS.get(cname)(p.shape, **size), "name": full})
+    return groups
+
+
+def _global_groups(model: nn.Module, constraint: str, constrain: str, sizing: dict, seed: int,
+                   init_samples: int) -> list[dict]:
+    """Compression-aware SFW's global constraints: the tensors of each constraint kind (all of
+    them, or conv weights and the rest) share one set, K counted over all their atoms; from
+    initialization D = 2 tau sqrt(sum_i E||W_i||^2), the L2 norm of the per-tensor expected norms
+    over the concatenation (zero expectations, BN biases, add nothing, as in their code)."""
+    members: dict[str, list] = {}
+    for module, pname, full, p in _named_parameters(model):
+        members.setdefault(_constraint_name(module, pname, constraint, constrain), []).append((full, p))
+    raw = raw_init_norms(model, init_samples, seed) if sizing["radius_mode"] == "initialization" else {}
+    groups = []
+    for cname, named in members.items():
+        shapes = [tuple(p.shape) for _, p in named]
+        init = math.sqrt(sum(raw[full] ** 2 for full, _ in named)) if raw else None
+        size = _size(cname, global_k_space(cname, shapes), **sizing, init_norms=init)
+        groups.append({"params": [p for _, p in named], "constraint": make_global(cname, shapes, **size),
+                       "name": f"global {cname}", "names": [full for full, _ in named]})
     return groups
 
 
@@ -134,8 +178,11 @@ def sfw_param_groups(model: nn.Module, *, constraint: str, constrain: str, k, k_
 def shift_inside(groups: list[dict]) -> None:
     """Make the starting point feasible (SFW keeps feasibility only from a feasible start)."""
     for group in groups:
-        w = group["params"][0]
-        w.copy_(group["constraint"].shift_inside(w))
+        constraint, params = group["constraint"], group["params"]
+        inside = constraint.shift_inside(params) if getattr(constraint, "spans_tensors", False) \
+            else [constraint.shift_inside(params[0])]
+        for w, value in zip(params, inside):
+            w.copy_(value)
 
 
 def _delay_steps(delay_k_steps: int, delay_k_epochs: int, steps_per_epoch: int) -> int:
@@ -154,26 +201,33 @@ def build_sfw(model: nn.Module, prunable: list, *, seed: int, lr: float = 0.1, m
               constrain: str = "all", delay_k_steps: int = 0, delay_k_epochs: int = 0,
               steps_per_epoch: int = 0, init: str = "default", init_iterations: int = 390,
               init_lr: float = 1e-3, init_min_scale: float = 0.01, init_samples: int = 100,
-              init_norm_key: str = "parameter") -> SFW:
+              init_norm_key: str = "parameter", constraint_scope: str = "layer",
+              delay_k_restore: str = "none") -> SFW:
     """Stochastic Frank-Wolfe over every parameter of ``model`` (``prunable`` is not needed:
     the papers constrain all tensors; compression is chosen after training).
 
     ``radius`` is the norm radius (radius_mode "radius"), ``diameter`` the L2 diameter
     ("diameter"), ``tau`` the factor of D = 2 tau E||W0|| ("initialization"). ``init``
     "sfw_init" spends the first ``init_iterations`` steps on SFW-Init (Adam lr ``init_lr``).
+    ``constraint_scope`` "global" puts one set over all tensors of a constraint kind (K, radius
+    and diameter of the whole); ``delay_k_restore`` "rescale" brings the iterate into the set
+    when the delayed-K phase ends (both: compression-aware SFW's code; see ``sfw.py``).
     """
     if weight_decay != 0:
         raise ValueError("SFW takes no weight decay: the constraint is the regularizer")
     if init not in ("default", "sfw_init"):
         raise ValueError(f"init must be 'default' or 'sfw_init', got {init!r}")
+    if init == "sfw_init" and constraint_scope == "global":
+        raise ValueError("init 'sfw_init' learns one scale per tensor constraint; use constraint_scope 'layer'")
     groups = sfw_param_groups(model, constraint=constraint, constrain=constrain, k=k, k_min=k_min,
                               radius_mode=radius_mode, radius=radius, diameter=diameter, tau=tau,
-                              seed=seed, init_samples=init_samples, init_norm_key=init_norm_key)
+                              seed=seed, init_samples=init_samples, init_norm_key=init_norm_key,
+                              constraint_scope=constraint_scope)
     shift_inside(groups)
     return SFW(groups, lr=lr, momentum=momentum, momentum_style=momentum_style, rescale=rescale,
                delay_k_steps=_delay_steps(delay_k_steps, delay_k_epochs, steps_per_epoch),
                init_iterations=init_iterations if init == "sfw_init" else 0, init_lr=init_lr,
-               init_min_scale=init_min_scale)
+               init_min_scale=init_min_scale, delay_k_restore=delay_k_restore)
 
 
 @METHODS.register("nuclear_prox")

@@ -11,8 +11,8 @@ import numbers
 from typing import Any, Callable, Optional
 
 from ..registry import COMPRESSORS, CONSTRAINTS
-from .methods_sfw import CONSTRAIN, INIT_NORM_KEYS, RADIUS_MODES, k_count
-from .sfw import MOMENTUM_STYLES
+from .methods_sfw import CONSTRAIN, CONSTRAINT_SCOPES, INIT_NORM_KEYS, RADIUS_MODES, k_count
+from .sfw import DELAY_K_RESTORES, MOMENTUM_STYLES
 from .step_size import RESCALES
 
 Rule = Callable[[Any], Optional[str]]  # the allowed values in words, or None when the value is fine
@@ -102,6 +102,7 @@ RULES: dict[str, Rule] = {
     "delay_k_steps": count(0), "delay_k_epochs": count(0), "steps_per_epoch": count(0),
     "init": one_of("default", "sfw_init"), "init_iterations": count(1), "init_lr": positive,
     "init_min_scale": positive, "init_samples": count(1), "init_norm_key": one_of(*INIT_NORM_KEYS),
+    "constraint_scope": one_of(*CONSTRAINT_SCOPES), "delay_k_restore": one_of(*DELAY_K_RESTORES),
     "nuclear": non_negative, "layers": one_of("conv", "conv_linear"),
 }
 

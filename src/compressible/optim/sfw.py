@@ -11,16 +11,23 @@ Momentum ``exponential`` (the 2020 library and SFW-pruning): d <- mu d + (1 - mu
 ``heavy_ball`` (compression-aware SFW, undampened): d <- mu d + g. The first step uses d = g.
 Rescaling: ``gradient`` factor = ||d|| / ||w - v|| (Zimmer et al., Thm. 4.1), ``fast_gradient``
 ||d|| / (D/2), ``diameter`` 1/D, ``none`` 1. No weight decay: the constraint is the regularizer.
+
+A global constraint (``global_constraints.py``) spans several tensors of one param group: their
+directions go to one LMO, and one eta (norms over the concatenation) moves them all.
+When the delayed-K phase ends the set changes under the iterate, which may then lie outside it;
+``delay_k_restore="rescale"`` rescales it onto the new set's boundary at that step, as the
+compression-aware SFW code does (its constraints' ``shift_inside`` after ``reset_k``).
 """
 from __future__ import annotations
 
 import torch
 from torch.optim.optimizer import Optimizer, required
 
-from .step_size import RESCALES, fw_step_size
+from .step_size import RESCALES, fw_step_size, fw_step_size_joint
 from .sfw_init import sfw_init_step
 
 MOMENTUM_STYLES = ("exponential", "heavy_ball")
+DELAY_K_RESTORES = ("none", "rescale")
 
 
 class SFW(Optimizer):
@@ -34,6 +41,8 @@ class SFW(Optimizer):
         rescale: ``gradient``, ``fast_gradient``, ``diameter`` or ``none``.
         delay_k_steps: the first ``delay_k_steps`` steps of a tensor use K = n at the same L2
             diameter, then the constraint's K (delayed-K schedule of compression-aware SFW).
+        delay_k_restore: at the change of K, ``none`` leaves the iterate as it is (it may lie
+            outside the new set), ``rescale`` shifts it inside (see module docstring).
         init_iterations, init_lr, init_min_scale: SFW-Init (``sfw_init.py``): the first
             ``init_iterations`` calls to :meth:`step` learn one scale per tensor instead of training.
     """
@@ -41,22 +50,30 @@ class SFW(Optimizer):
     def __init__(self, params, lr: float = 0.1, momentum: float = 0.9,
                  momentum_style: str = "exponential", rescale: str = "gradient",
                  delay_k_steps: int = 0, init_iterations: int = 0, init_lr: float = 1e-3,
-                 init_min_scale: float = 0.01):
+                 init_min_scale: float = 0.01, delay_k_restore: str = "none"):
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
         if momentum_style not in MOMENTUM_STYLES:
             raise ValueError(f"momentum_style must be one of {MOMENTUM_STYLES}, got {momentum_style!r}")
         if rescale not in RESCALES:
             raise ValueError(f"rescale must be one of {RESCALES}, got {rescale!r}")
+        if delay_k_restore not in DELAY_K_RESTORES:
+            raise ValueError(f"delay_k_restore must be one of {DELAY_K_RESTORES}, got {delay_k_restore!r}")
         defaults = dict(lr=lr, momentum=momentum, momentum_style=momentum_style, rescale=rescale,
-                        delay_k_steps=delay_k_steps, init_iterations=init_iterations,
+                        delay_k_steps=delay_k_steps, delay_k_restore=delay_k_restore,
+                        init_iterations=init_iterations,
                         init_lr=init_lr, init_min_scale=init_min_scale, constraint=required)
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
-        if len(self.param_groups[-1]["params"]) != 1:
-            raise ValueError("SFW: each param group holds exactly one tensor and its constraint")
+        group = self.param_groups[-1]
+        spans = getattr(group["constraint"], "spans_tensors", False)
+        if not spans and len(group["params"]) != 1:
+            raise ValueError("SFW: each param group holds exactly one tensor and its constraint "
+                             "(or several tensors and one global constraint)")
+        if spans and [tuple(p.shape) for p in group["params"]] != group["constraint"].shapes:
+            raise ValueError("SFW: a global constraint's shapes must be those of its group's tensors")
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -68,21 +85,46 @@ class SFW(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            if group["params"][0].grad is not None:
+            if getattr(group["constraint"], "spans_tensors", False):
+                self._update_global(group)
+            elif group["params"][0].grad is not None:
                 self._update(group)
         return loss
 
     def _update(self, group: dict) -> None:
         w = group["params"][0]
-        state = self.state[w]
-        state["step"] = state.get("step", 0) + 1
         constraint = group["constraint"]
-        delayed = state["step"] <= group["delay_k_steps"]
-        constraint.set_active_k(constraint.k_space(constraint.shape) if delayed else constraint.k)
+        if self._schedule_k(group, self.state[w]):
+            w.copy_(constraint.shift_inside(w))
         d = self._direction(w, group)
         v = constraint.lmo(d)
         eta = fw_step_size(group["lr"], group["rescale"], d, w, v, constraint.diameter)
         w.lerp_(v, eta)  # w <- (1 - eta) w + eta v
+
+    def _update_global(self, group: dict) -> None:
+        """One step of the tensors of a global constraint; a tensor without a gradient has a zero
+        direction (it is still scaled by 1 - eta: the iterate is one vector)."""
+        ws, constraint = group["params"], group["constraint"]
+        if all(w.grad is None for w in ws):
+            return
+        if self._schedule_k(group, self.state[ws[0]]):
+            for w, inside in zip(ws, constraint.shift_inside(ws)):
+                w.copy_(inside)
+        ds = [self._direction(w, group) if w.grad is not None else torch.zeros_like(w) for w in ws]
+        vs = constraint.lmo(ds)
+        eta = fw_step_size_joint(group["lr"], group["rescale"], ds, ws, vs, constraint.diameter)
+        for w, v in zip(ws, vs):
+            w.lerp_(v, eta)
+
+    @staticmethod
+    def _schedule_k(group: dict, state: dict) -> bool:
+        """Count the step and set this step's K; True when the iterate must be restored into
+        the set (the first step after the delayed-K phase, with ``delay_k_restore`` rescale)."""
+        state["step"] = state.get("step", 0) + 1
+        constraint, delay = group["constraint"], group["delay_k_steps"]
+        delayed = state["step"] <= delay
+        constraint.set_active_k(constraint.k_space(constraint.shape) if delayed else constraint.k)
+        return delay > 0 and state["step"] == delay + 1 and group["delay_k_restore"] == "rescale"
 
     def _direction(self, w: torch.Tensor, group: dict) -> torch.Tensor:
         mu = group["momentum"]

@@ -15,13 +15,25 @@ RESCALES = ("gradient", "fast_gradient", "diameter", "none")
 def fw_step_size(lr: float, rescale: str, d: torch.Tensor, w: torch.Tensor, v: torch.Tensor,
                  diameter: float) -> torch.Tensor:
     """eta = clamp(lr * factor, 0, 1) as a 0-d tensor (no host sync)."""
+    return _clamped(lr, rescale, d, lambda: d.norm(), lambda: torch.dist(w, v), diameter)
+
+
+def fw_step_size_joint(lr: float, rescale: str, ds: list, ws: list, vs: list,
+                       diameter: float) -> torch.Tensor:
+    """eta of tensors sharing one (global) constraint: the norms are those of their concatenation."""
+    d_norm = lambda: torch.stack([d.norm() for d in ds]).norm()  # noqa: E731
+    dist = lambda: torch.stack([torch.dist(w, v) for w, v in zip(ws, vs)]).norm()  # noqa: E731
+    return _clamped(lr, rescale, ds[0], d_norm, dist, diameter)
+
+
+def _clamped(lr, rescale, like, d_norm, dist, diameter) -> torch.Tensor:
     if rescale == "gradient":
-        factor = d.norm() / torch.dist(w, v)
+        factor = d_norm() / dist()
     elif rescale == "fast_gradient":
-        factor = d.norm() / (0.5 * diameter)
+        factor = d_norm() / (0.5 * diameter)
     elif rescale == "diameter":
-        factor = d.new_tensor(1.0 / diameter)
+        factor = like.new_tensor(1.0 / diameter)
     else:
-        factor = d.new_tensor(1.0)
+        factor = like.new_tensor(1.0)
     # w == v with d == 0 gives 0/0: no step is needed; w == v alone gives inf: the step is moot
     return (lr * factor).nan_to_num(nan=0.0, posinf=1.0).clamp(0.0, 1.0)
