@@ -18,7 +18,6 @@ import torch
 from torch.optim.optimizer import Optimizer, required
 
 from .step_size import RESCALES, fw_step_size
-from .sfw_init import sfw_init_step
 
 MOMENTUM_STYLES = ("exponential", "heavy_ball")
 
@@ -34,14 +33,11 @@ class SFW(Optimizer):
         rescale: ``gradient``, ``fast_gradient``, ``diameter`` or ``none``.
         delay_k_steps: the first ``delay_k_steps`` steps of a tensor use K = n at the same L2
             diameter, then the constraint's K (delayed-K schedule of compression-aware SFW).
-        init_iterations, init_lr, init_min_scale: SFW-Init (``sfw_init.py``): the first
-            ``init_iterations`` calls to :meth:`step` learn one scale per tensor instead of training.
     """
 
     def __init__(self, params, lr: float = 0.1, momentum: float = 0.9,
                  momentum_style: str = "exponential", rescale: str = "gradient",
-                 delay_k_steps: int = 0, init_iterations: int = 0, init_lr: float = 1e-3,
-                 init_min_scale: float = 0.01):
+                 delay_k_steps: int = 0):
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
         if momentum_style not in MOMENTUM_STYLES:
@@ -49,8 +45,7 @@ class SFW(Optimizer):
         if rescale not in RESCALES:
             raise ValueError(f"rescale must be one of {RESCALES}, got {rescale!r}")
         defaults = dict(lr=lr, momentum=momentum, momentum_style=momentum_style, rescale=rescale,
-                        delay_k_steps=delay_k_steps, init_iterations=init_iterations,
-                        init_lr=init_lr, init_min_scale=init_min_scale, constraint=required)
+                        delay_k_steps=delay_k_steps, constraint=required)
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
@@ -60,9 +55,7 @@ class SFW(Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        """One SFW step (or one SFW-Init iteration while ``init_iterations`` remain)."""
-        if self.param_groups[0]["init_iterations"] > 0:
-            return sfw_init_step(self, closure)
+        """One SFW step."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
