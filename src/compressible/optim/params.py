@@ -101,7 +101,8 @@ RULES: dict[str, Rule] = {
     "diameter": positive, "rescale": one_of(*RESCALES), "momentum_style": one_of(*MOMENTUM_STYLES),
     "delay_k_steps": count(0), "delay_k_epochs": count(0), "steps_per_epoch": count(0),
     "init": one_of("default", "sfw_init"), "init_iterations": count(1), "init_lr": positive,
-    "init_min_scale": positive, "init_bias_min_scale": non_negative, "init_grad_clip": non_negative, "init_samples": count(1), "init_norm_key": one_of(*INIT_NORM_KEYS),
+    "init_min_scale": positive, "init_samples": count(1), "init_norm_key": one_of(*INIT_NORM_KEYS),
+    "init_bias_min_scale": non_negative, "init_grad_clip": non_negative,  # 0: biases may vanish; no clipping
     "nuclear": non_negative, "layers": one_of("conv", "conv_linear"),
 }
 
