@@ -33,9 +33,9 @@ def sfw_for(model, lr=0.5, **init):
                      init_samples=2, **init)
 
 
-def fixed_batches(seed, count, dtype=torch.float32):
-    """Normalized training batches of the synthetic splits, in a seeded order."""
-    splits = synthetic_splits(n_train=128)
+def fixed_batches(seed, count, dtype=torch.float32, images_seed=0):
+    """Augmented training batches of synthetic splits (images drawn from ``images_seed``)."""
+    splits = synthetic_splits(n_train=128, seed=images_seed)
     gen = torch.Generator().manual_seed(seed)
     pool = itertools.chain.from_iterable(train_batches(splits, 16, gen, True) for _ in range(count))
     return [(x.to(dtype), y) for x, y in itertools.islice(pool, count)]
@@ -87,7 +87,7 @@ def test_learned_scales_lower_the_post_step_loss_on_held_out_batches():
     model = small_net()
     opt = sfw_for(model)
     groups = copy.deepcopy(opt.param_groups)  # the starting point w0
-    held_out = fixed_batches(99, 12)
+    held_out = fixed_batches(99, 12, images_seed=7)  # other images of the same task
     before = held_out_objective(model, groups, torch.ones(len(groups)), held_out)
     recipe = SFWInit(iterations=25, lr=0.03)
     scales = sfw_init(model, opt.param_groups, recipe, iter(fixed_batches(1, 75)))
@@ -172,3 +172,12 @@ def test_without_sfw_init_nothing_runs():
     before = [p.detach().clone() for p in model.parameters()]
     learn_initialization(None, model, opt, None)  # would fail on the missing spec if it ran
     assert opt.sfw_init is None and all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_sync_batch_norm_is_refused_before_any_work():
+    model = nn.SyncBatchNorm.convert_sync_batchnorm(small_net())
+    opt = sfw_for(model)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match="sync_bn: false"):
+        learn_initialization(None, model, opt, None)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))

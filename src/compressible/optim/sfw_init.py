@@ -68,6 +68,9 @@ def learn_initialization(spec, model: nn.Module, optimizer, splits) -> None:
     recipe = getattr(optimizer, "sfw_init", None)
     if recipe is None:
         return
+    if any(isinstance(m, nn.SyncBatchNorm) for m in model.modules()):
+        raise ValueError("init: sfw_init differentiates through BatchNorm twice, which SyncBatchNorm "
+                         "does not support; set training.sync_bn: false for this method")
     t = spec.training
     sfw_init(model, optimizer.param_groups, recipe, init_batches(splits, t.batch_size, spec.run.seed, t.augment))
 
