@@ -153,7 +153,7 @@ def test_the_trainer_runs_sfw_init_and_leaves_the_data_order_and_global_rng_alon
     save_prepared(synthetic_splits(), tmp_path / "data.pt")
     plain = Method("SFW", "sfw", {k: v for k, v in SFW_INIT.params.items() if not k.startswith("init")}
                    | {"init_samples": 2}, None)
-    (with_init, rng_with), (without, rng_without) = built(SFW_INIT, tmp_path / "data.pt"), built(plain, tmp_path / "data.pt")
+    (with_init, rng_with), (without, rng_without) = (built(m, tmp_path / "data.pt") for m in (SFW_INIT, plain))
     assert torch.equal(rng_with, rng_without)
     assert torch.equal(with_init.data_order.get_state(), without.data_order.get_state())
     assert any(not torch.equal(a, b) for a, b in zip(with_init.model.parameters(), without.model.parameters()))

@@ -71,8 +71,8 @@ def learn_initialization(spec, model: nn.Module, optimizer, splits) -> None:
     if any(isinstance(m, nn.SyncBatchNorm) for m in model.modules()):
         raise ValueError("init: sfw_init differentiates through BatchNorm twice, which SyncBatchNorm "
                          "does not support; set training.sync_bn: false for this method")
-    t = spec.training
-    sfw_init(model, optimizer.param_groups, recipe, init_batches(splits, t.batch_size, spec.run.seed, t.augment))
+    batches = init_batches(splits, spec.training.batch_size, spec.run.seed, spec.training.augment)
+    sfw_init(model, optimizer.param_groups, recipe, batches)
 
 
 def sfw_init(model: nn.Module, groups: list[dict], recipe: SFWInit, batches: Iterator[Batch]) -> torch.Tensor:
