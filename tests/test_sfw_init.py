@@ -13,7 +13,9 @@ from compressible.config import Method
 from compressible.data import save_prepared, train_batches
 from compressible.optim.methods_sfw import build_sfw
 from compressible.optim.sfw_init import SFWInit, _scale_gradient, init_batches, learn_initialization, sfw_init
-from compressible.train import build_trainer, train_run
+from compressible.interrupt import StopRequest
+from compressible.runtime import make_deterministic
+from compressible.train import build_trainer, end_epoch, run_epoch, starting_position, train_run
 
 from conftest import synthetic_splits
 from test_train import spec
@@ -163,6 +165,22 @@ def test_a_run_with_sfw_init_is_deterministic(tmp_path):
     save_prepared(synthetic_splits(), tmp_path / "data.pt")
     for folder in ("a", "b"):  # the same file name: it is part of the checkpoint's archive
         train_run(spec(SFW_INIT, epochs=1), tmp_path / "data.pt", tmp_path / folder / "run.pt")
+    assert (tmp_path / "a" / "run.pt").read_bytes() == (tmp_path / "b" / "run.pt").read_bytes()
+
+
+def test_a_run_resumed_after_its_first_epoch_writes_the_same_checkpoint(tmp_path, capsys):
+    """On a resume SFW-Init runs again, and the saved weights then replace its result."""
+    save_prepared(synthetic_splits(), tmp_path / "data.pt")
+    run = spec(SFW_INIT, epochs=2)
+    train_run(run, tmp_path / "data.pt", tmp_path / "a" / "run.pt")
+    make_deterministic(run.run.seed, run.training.threads)
+    first = build_trainer(run, tmp_path / "data.pt", tmp_path / "resume.pt")
+    position, curves = starting_position(first)
+    run_epoch(first, position, StopRequest(), curves)
+    end_epoch(first, position, curves)  # saves the state at the start of epoch 2, then "dies"
+    capsys.readouterr()
+    train_run(run, tmp_path / "data.pt", tmp_path / "b" / "run.pt", resume=tmp_path / "resume.pt")
+    assert "resume: run resnet20-SFW-s0, epoch 2" in capsys.readouterr().out
     assert (tmp_path / "a" / "run.pt").read_bytes() == (tmp_path / "b" / "run.pt").read_bytes()
 
 
