@@ -94,6 +94,12 @@ BAD = [
      "no global form"),
     ("sfw global with sfw_init", with_method(SFW, constraint_scope="global", init="sfw_init"), "one scale per tensor"),
     ("sfw delay restore typo", with_method(SFW, delay_k_restore="project"), "methods.2.params.delay_k_restore"),
+    ("sfw init iterations zero", with_method(SFW, init_iterations=0), "methods.2.params.init_iterations"),
+    ("sfw init grad clip negative", with_method(SFW, init_grad_clip=-1.0), "methods.2.params.init_grad_clip"),
+    ("sfw init grad clip a word", with_method(SFW, init_grad_clip="off"), "methods.2.params.init_grad_clip"),
+    ("sfw init bias floor negative", with_method(SFW, init_bias_min_scale=-0.1),
+     "methods.2.params.init_bias_min_scale"),
+    ("sfw init min scale zero", with_method(SFW, init_min_scale=0), "methods.2.params.init_min_scale"),
     ("nuclear negative", with_method(NUC, nuclear=-1.0), "methods.2.params.nuclear"),
     ("nuclear layers typo", with_method(NUC, layers="all"), "methods.2.params.layers"),
     # names against their registries

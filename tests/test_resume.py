@@ -29,10 +29,9 @@ from test_train import SGD, spec
 
 ONE = Processes(0, 1, torch.device("cpu"))
 STEPS, SAVED_AT = 6, 3
-# Every method with its defaults, and the states that live across steps: SFW-Init (saved in the
-# middle of its iterations), the delayed-K schedule, CrAM masks reused for several steps.
+# Every method with its defaults, and the states that live across steps: the delayed-K
+# schedule, CrAM masks reused for several steps.
 CASES = [(name, {}) for name in sorted(METHODS.names())] + [
-    ("sfw", {"init": "sfw_init", "init_iterations": 4, "init_samples": 2}),
     ("sfw", {"constraint": "k_support", "delay_k_steps": 4, "momentum_style": "heavy_ball"}),
     ("cram_plus_multi", {"mask_every": 2, "sparse_grad": True}),
     ("nuclear_prox", {"layers": "conv_linear", "nuclear": 0.01}),

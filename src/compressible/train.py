@@ -34,6 +34,7 @@ from .evaluate import evaluate
 from .interrupt import StopRequest
 from .models import build_arch
 from .optim.schedules import lr_factor
+from .optim.sfw_init import learn_initialization
 from .provenance import provenance, write_json_atomic
 from .registry import METHODS
 from .resume import Position, load_state, remove_state, restore, save_state
@@ -123,6 +124,7 @@ def build_trainer(spec: RunSpec, data_path: str | Path, resume: str | Path | Non
     splits = load_splits(data_path, spec.dataset).to(processes.device)
     model = prepare_model(model_for(spec, splits), processes, training.sync_bn)
     optimizer = build_optimizer(spec, model)
+    learn_initialization(spec, model, optimizer, splits)  # SFW-Init; before DDP copies rank 0's weights
     epoch_losses: list[float] = []
     scheduler = build_scheduler(spec, optimizer, len(splits.train_labels) // training.batch_size, epoch_losses)
     data_order = torch.Generator().manual_seed(spec.run.seed)

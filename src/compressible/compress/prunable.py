@@ -51,10 +51,11 @@ def conv_weights(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 
 
 @PRUNABLE_SETS.register("non_bn")
-def non_norm_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """Every parameter outside normalization layers (compression-aware SFW's global L1)."""
-    norm_params = {id(p) for m in model.modules() if isinstance(m, _NORMS) for p in m.parameters()}
-    return [(n, p) for n, p in model.named_parameters() if id(p) not in norm_params]
+def non_norm_weights(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """The ``weight`` of every layer but normalization layers, biases excluded: compression-aware
+    SFW's global unstructured pruning (Zimmer et al. 2022, Sec. 4; their code prunes no bias)."""
+    return [(f"{name}.weight" if name else "weight", m.weight) for name, m in model.named_modules()
+            if isinstance(getattr(m, "weight", None), nn.Parameter) and not isinstance(m, _NORMS)]
 
 
 @PRUNABLE_SETS.register("all")

@@ -45,7 +45,7 @@ CIFAR100 = CifarFormat(
     "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85",
     "cifar-100-python", {"train": "16019d7e3df5f24257cddd939b257f8d"},
     {"test": "f0ef6b0ae62326f3e7ffdfab6717acfc"},
-    b"fine_labels", 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))  # training-set statistics
+    b"fine_labels", 100, (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761))  # CrAM's and compression-aware SFW's
 
 # The only globals a CIFAR batch refers to: NumPy's array reconstruction (under the module name
 # of NumPy 1 and of NumPy 2), resolved here to the objects themselves, never by importing a name.

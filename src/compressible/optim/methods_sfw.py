@@ -21,6 +21,7 @@ from . import constraints as _constraints  # noqa: F401  (registers the feasible
 from .nuclear import NuclearProxSGD
 from .global_constraints import global_k_space, make_global
 from .sfw import SFW
+from .sfw_init import SFWInit
 
 RADIUS_MODES = ("radius", "diameter", "initialization")
 CONSTRAIN = ("all", "structured_conv_l2_rest")
@@ -200,15 +201,17 @@ def build_sfw(model: nn.Module, prunable: list, *, seed: int, lr: float = 0.1, m
               diameter: float = 1.0, rescale: str = "gradient", momentum_style: str = "exponential",
               constrain: str = "all", delay_k_steps: int = 0, delay_k_epochs: int = 0,
               steps_per_epoch: int = 0, init: str = "default", init_iterations: int = 390,
-              init_lr: float = 1e-3, init_min_scale: float = 0.01, init_samples: int = 100,
-              init_norm_key: str = "parameter", constraint_scope: str = "layer",
-              delay_k_restore: str = "none") -> SFW:
+              init_lr: float = 1e-3, init_min_scale: float = 0.01, init_bias_min_scale: float = 0.0,
+              init_grad_clip: float = 1.0, init_samples: int = 100, init_norm_key: str = "parameter",
+              constraint_scope: str = "layer", delay_k_restore: str = "none") -> SFW:
     """Stochastic Frank-Wolfe over every parameter of ``model`` (``prunable`` is not needed:
     the papers constrain all tensors; compression is chosen after training).
 
     ``radius`` is the norm radius (radius_mode "radius"), ``diameter`` the L2 diameter
     ("diameter"), ``tau`` the factor of D = 2 tau E||W0|| ("initialization"). ``init``
-    "sfw_init" spends the first ``init_iterations`` steps on SFW-Init (Adam lr ``init_lr``).
+    "sfw_init" runs SFW-Init (``sfw_init.py``) before training: ``init_iterations`` Adam steps
+    (lr ``init_lr``, gradients clipped to ``init_grad_clip``) on one scale per tensor, kept at or
+    above ``init_min_scale`` (``init_bias_min_scale`` for biases).
     ``constraint_scope`` "global" puts one set over all tensors of a constraint kind (K, radius
     and diameter of the whole); ``delay_k_restore`` "rescale" brings the iterate into the set
     when the delayed-K phase ends (both: compression-aware SFW's code; see ``sfw.py``).
@@ -224,10 +227,12 @@ def build_sfw(model: nn.Module, prunable: list, *, seed: int, lr: float = 0.1, m
                               seed=seed, init_samples=init_samples, init_norm_key=init_norm_key,
                               constraint_scope=constraint_scope)
     shift_inside(groups)
-    return SFW(groups, lr=lr, momentum=momentum, momentum_style=momentum_style, rescale=rescale,
-               delay_k_steps=_delay_steps(delay_k_steps, delay_k_epochs, steps_per_epoch),
-               init_iterations=init_iterations if init == "sfw_init" else 0, init_lr=init_lr,
-               init_min_scale=init_min_scale, delay_k_restore=delay_k_restore)
+    optimizer = SFW(groups, lr=lr, momentum=momentum, momentum_style=momentum_style, rescale=rescale,
+                    delay_k_steps=_delay_steps(delay_k_steps, delay_k_epochs, steps_per_epoch),
+                    delay_k_restore=delay_k_restore)
+    optimizer.sfw_init = SFWInit(init_iterations, init_lr, init_min_scale, init_bias_min_scale,
+                                 init_grad_clip) if init == "sfw_init" else None  # run by the trainer
+    return optimizer
 
 
 @METHODS.register("nuclear_prox")

@@ -24,7 +24,6 @@ import torch
 from torch.optim.optimizer import Optimizer, required
 
 from .step_size import RESCALES, fw_step_size, fw_step_size_joint
-from .sfw_init import sfw_init_step
 
 MOMENTUM_STYLES = ("exponential", "heavy_ball")
 DELAY_K_RESTORES = ("none", "rescale")
@@ -43,14 +42,11 @@ class SFW(Optimizer):
             diameter, then the constraint's K (delayed-K schedule of compression-aware SFW).
         delay_k_restore: at the change of K, ``none`` leaves the iterate as it is (it may lie
             outside the new set), ``rescale`` shifts it inside (see module docstring).
-        init_iterations, init_lr, init_min_scale: SFW-Init (``sfw_init.py``): the first
-            ``init_iterations`` calls to :meth:`step` learn one scale per tensor instead of training.
     """
 
     def __init__(self, params, lr: float = 0.1, momentum: float = 0.9,
                  momentum_style: str = "exponential", rescale: str = "gradient",
-                 delay_k_steps: int = 0, init_iterations: int = 0, init_lr: float = 1e-3,
-                 init_min_scale: float = 0.01, delay_k_restore: str = "none"):
+                 delay_k_steps: int = 0, delay_k_restore: str = "none"):
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
         if momentum_style not in MOMENTUM_STYLES:
@@ -60,9 +56,7 @@ class SFW(Optimizer):
         if delay_k_restore not in DELAY_K_RESTORES:
             raise ValueError(f"delay_k_restore must be one of {DELAY_K_RESTORES}, got {delay_k_restore!r}")
         defaults = dict(lr=lr, momentum=momentum, momentum_style=momentum_style, rescale=rescale,
-                        delay_k_steps=delay_k_steps, delay_k_restore=delay_k_restore,
-                        init_iterations=init_iterations,
-                        init_lr=init_lr, init_min_scale=init_min_scale, constraint=required)
+                        delay_k_steps=delay_k_steps, delay_k_restore=delay_k_restore, constraint=required)
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
@@ -77,9 +71,7 @@ class SFW(Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        """One SFW step (or one SFW-Init iteration while ``init_iterations`` remain)."""
-        if self.param_groups[0]["init_iterations"] > 0:
-            return sfw_init_step(self, closure)
+        """One SFW step."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
