@@ -180,9 +180,11 @@ def interrupt(t: Trainer, position: Position, curves: list, stop: StopRequest) -
                       f"state saved to {t.resume}; rerun the same command to resume")
 
 
-def end_epoch(t: Trainer, position: Position, curves: list, steps_ran: int) -> Position:
-    """Evaluate (process 0) and log the epoch's line, then save the state at the next epoch's
-    start (not after the last)."""
+def end_epoch(t: Trainer, position: Position, curves: list, steps_ran: int | None = None) -> Position:
+    """Evaluate (process 0) and log the epoch's line (images/s over the ``steps_ran`` steps this
+    process ran, default all of the epoch's), then save the state at the next epoch's start
+    (not after the last)."""
+    steps_ran = position.step if steps_ran is None else steps_ran
     t.epoch_losses.append(float(np.mean(position.losses)))
     t.clock.end_epoch()
     if t.processes.writer:
