@@ -122,14 +122,14 @@ def cases(skip: set) -> list[tuple[str, str, bool]]:
 def record(device: torch.device, results: dict, batch: int, command: str) -> None:
     """Replace this device's rows of the planner's table (uncompiled project steps)."""
     name = describe(device)["gpu"] if device.type == "cuda" else "cpu"
-    flops = float(sum(f for _, f in layer_flops(build_model("resnet20"), (3, 32, 32))))
+    flops = float(sum(m for m, _ in layer_flops(build_model("resnet20"), (3, 32, 32))))
     when = f"{datetime.date.today().isoformat()}, {command}, torch {torch.__version__}, {torch.get_num_threads()} threads"
     table = json.loads(TABLE.read_text())
     rows = [r for r in table["rows"] if r["device"] != name]
     for (method, precision, compiled), seconds in results.items():
         if not compiled:
             rows.append({"device": name, "arch": "resnet20", "method": method, "precision": precision,
-                         "batch_size": batch, "flops_per_image": flops, "seconds_per_step": round(seconds, 6),
+                         "batch_size": batch, "macs_per_image": flops, "seconds_per_step": round(seconds, 6),
                          "measured": when})
     table["rows"] = sorted(rows, key=lambda r: (r["device"], r["method"], r["precision"]))
     TABLE.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")

@@ -8,14 +8,14 @@ import sys
 import pytest
 
 from compressible.config import Method, load_config
-from compressible.planner import (StepTime, closure_passes, dataset_facts, flops_per_image, plan,
+from compressible.planner import (StepTime, closure_passes, dataset_facts, macs_per_image, plan,
                                   step_seconds, summary)
 
 TINY = "configs/tiny.yaml"
 
 
 def table(device: str = "gpu-x", sgd: float = 0.01, sam: float | None = None) -> list[StepTime]:
-    flops = flops_per_image('{"name": "resnet20", "width": 16}', 10, (3, 32, 32))
+    flops = macs_per_image('{"name": "resnet20", "width": 16}', 10, (3, 32, 32))
     rows = [StepTime(device, "resnet20", "sgd", "fp32", 128, flops, sgd)]
     if sam is not None:
         rows.append(StepTime(device, "resnet20", "sam", "fp32", 128, flops, sam))
@@ -30,7 +30,7 @@ def test_two_pass_methods_count_two_passes():
 
 def test_step_time_scales_with_flops_and_batch():
     rows = table()
-    flops = rows[0].flops_per_image
+    flops = rows[0].macs_per_image
     sgd = Method("SGD", "sgd", {}, None)
     assert step_seconds(rows, "gpu-x", sgd, "fp32", flops, 128) == pytest.approx(0.01)
     assert step_seconds(rows, "gpu-x", sgd, "fp32", 2 * flops, 64) == pytest.approx(0.01)
@@ -52,8 +52,8 @@ def test_plan_of_tiny_adds_up():
     oneshots = [j for j in jobs if j.rule == "oneshot"]
     assert len(trains) == runs and len(oneshots) == runs * len(cfg.oneshot)
     arch = cfg.archs[0]
-    flops = flops_per_image(f'{{"name": "{arch.name}", "width": {arch.width}}}', classes, shape)
-    per_image = 0.02 / 128 * flops / rows[0].flops_per_image  # SGD seconds per training image
+    flops = macs_per_image(f'{{"name": "{arch.name}", "width": {arch.width}}}', classes, shape)
+    per_image = 0.02 / 128 * flops / rows[0].macs_per_image  # SGD seconds per training image
     for job in trains:
         method = cfg.method(job.run.method)
         epochs = method.epochs or cfg.training.epochs

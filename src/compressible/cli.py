@@ -131,7 +131,7 @@ def add_reproduce(sub) -> None:
 def cmd_plan(args) -> None:
     from .planner import devices, measured_step_times, plan, render
 
-    cfg, table = read_config(args.config), measured_step_times()
+    cfg, table = read_config(args.config, check_files=False), measured_step_times()  # plan before the data is there
     device = args.device or (devices(table) or ["cpu"])[0]
     parallel = args.parallel or cfg.training.jobs_per_gpu
     jobs = plan(cfg, device, table)

@@ -3,7 +3,7 @@
 The job matrix (runs, epochs, steps; one-shot jobs and the images they evaluate) and predicted
 hours per rule, from step times measured by ``benchmarks/bench_epoch.py --record`` and kept in
 ``step_times.json`` (each row names its device). A run whose architecture, input size or batch
-size was not measured is scaled from the measured row nearest in FLOPs by the ratio of FLOPs
+size was not measured is scaled from the measured row nearest in MACs by the ratio of multiply-accumulates (MACs)
 per step: exact in the compute-bound regime, optimistic for small models on a large GPU, whose
 steps are latency-bound. A method that was not measured costs the measured SGD step times its
 forward-backward passes per step (counted by running one step on a tiny model).
@@ -38,7 +38,7 @@ class StepTime:
     method: str
     precision: str
     batch_size: int
-    flops_per_image: float  # forward FLOPs of one image (compress.accounting)
+    macs_per_image: float  # forward multiply-accumulates of one image (compress.accounting)
     seconds_per_step: float
     measured: str = ""  # when and with what command
 
@@ -69,10 +69,10 @@ def closure_passes(name: str, params_json: str) -> int:
 
 
 @functools.lru_cache(maxsize=None)
-def flops_per_image(arch_json: str, num_classes: int, input_shape: tuple) -> float:
+def macs_per_image(arch_json: str, num_classes: int, input_shape: tuple) -> float:
     with torch.random.fork_rng(devices=[]):
         model = build_arch(dict(json.loads(arch_json), pretrained=None), num_classes, input_shape[0])
-    return float(sum(flops for _, flops in layer_flops(model, input_shape)))
+    return float(sum(macs for macs, _ in layer_flops(model, input_shape)))
 
 
 def step_seconds(table: list[StepTime], device: str, method: Method, precision: str,
@@ -86,8 +86,8 @@ def step_seconds(table: list[StepTime], device: str, method: Method, precision: 
         passes = closure_passes(method.name, json.dumps(method.params, sort_keys=True))
     if not same:
         return None
-    ref = min(same, key=lambda r: abs(math.log(flops / r.flops_per_image)))
-    return passes * ref.seconds_per_step * (flops * batch_size) / (ref.flops_per_image * ref.batch_size)
+    ref = min(same, key=lambda r: abs(math.log(flops / r.macs_per_image)))
+    return passes * ref.seconds_per_step * (flops * batch_size) / (ref.macs_per_image * ref.batch_size)
 
 
 @dataclass
@@ -124,7 +124,7 @@ def train_jobs(cfg: Config, table: list[StepTime], device: str) -> list[Job]:
     for run in experiment.runs():
         spec = experiment.spec(run)
         t, arch = spec.training, dataclasses.asdict(spec.arch)
-        flops = flops_per_image(json.dumps({k: arch[k] for k in ("name", "width")}), classes, shape)
+        flops = macs_per_image(json.dumps({k: arch[k] for k in ("name", "width")}), classes, shape)
         steps = t.epochs * (train // t.batch_size)
         step = step_seconds(table, device, spec.method, t.precision, flops, t.batch_size)
         sgd = step_seconds(table, device, Method("sgd", "sgd", {}, None), t.precision, flops, t.batch_size)
@@ -141,7 +141,7 @@ def oneshot_jobs(cfg: Config, table: list[StepTime], device: str) -> list[Job]:
     bnt, jobs = cfg.bnt, []
     for run in experiment.runs():
         arch = dataclasses.asdict(cfg.arch(run.arch))
-        flops = flops_per_image(json.dumps({k: arch[k] for k in ("name", "width")}), classes, shape)
+        flops = macs_per_image(json.dumps({k: arch[k] for k in ("name", "width")}), classes, shape)
         batch = cfg.training.batch_size
         sgd = step_seconds(table, device, Method("sgd", "sgd", {}, None), cfg.training.precision, flops, batch)
         for entry in cfg.oneshot:
