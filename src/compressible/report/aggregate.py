@@ -61,13 +61,20 @@ def aggregate(result_files: Iterable[str | Path], out_csv: str | Path) -> int:
     rows = [r for f in sorted(map(str, result_files)) for r in finite_rows(f)]
     rows.sort(key=lambda r: (r["arch"], r["method"], r["seed"], r["compressor"], str(r["level"]),
                              -1 if r["bnt_trial"] == "" else r["bnt_trial"]))
+    write_rows(rows, COLUMNS, out_csv)
+    return len(rows)
+
+
+def write_rows(rows: list[dict], columns: list, out_csv: str | Path) -> Path:
+    """``rows`` as CSV in their order (floats to 6 significant digits: same rows, same bytes),
+    written atomically."""
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_csv.with_name(out_csv.name + ".partial")
     with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(handle, columns, lineterminator="\n")
         writer.writeheader()
         for r in rows:
-            writer.writerow({k: _fmt(r[k]) for k in COLUMNS})
+            writer.writerow({k: _fmt(r[k]) for k in columns})
     tmp.replace(out_csv)
-    return len(rows)
+    return out_csv

@@ -18,11 +18,11 @@ An entry without a result at one of its family's levels stops the selection with
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pandas as pd
 
+from .aggregate import write_rows
 from .stats import load_summary, per_seed
 
 CRITERIA = ("per_level", "mean_over_levels")
@@ -109,22 +109,9 @@ def select(summary_csv, methods) -> list[dict]:
     return rows
 
 
-def _fmt(value) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
 def write_selection(rows: list[dict], out_csv: str | Path) -> Path:
     """The selections as CSV, in the order :func:`select` gives (deterministic); atomic."""
-    out_csv = Path(out_csv)
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_csv.with_name(out_csv.name + ".partial")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _fmt(row[k]) for k in COLUMNS})
-    tmp.replace(out_csv)
-    return out_csv
+    return write_rows(rows, COLUMNS, out_csv)
 
 
 def _panel(ax, rows: list[dict], criterion: str) -> None:
