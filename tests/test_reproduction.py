@@ -2,6 +2,7 @@
 boundary, not run, cited rows, claims that hold and that do not, byte-identical output, the CLI."""
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import random
@@ -209,3 +210,46 @@ def test_a_setup_meets_the_runs_of_its_architecture_and_of_its_stand_ins_only():
     for arch, found in (("resnet20_b", True), ("resnet20", True), ("resnet56", False)):
         df = pd.DataFrame([dict(r, arch=arch) for r in rows]).astype({"level": str, "bnt_trial": str})
         assert (ours_for(df, cell, "CrAM+-Multi") is not None) is found, arch
+
+
+SWEEP = {
+    "paper": "sweep", "title": "A paper that shows the best configuration", "seed_prefix": "y_",
+    "setups": {"s": {"dataset": "cifar10", "arch": "resnet20"}},
+    "tables": {"best": {
+        "title": "best of a sweep", "setup": "s",
+        "rows": {"SGD": {"method": "sgd"}, "Multi": {"method": "cram_plus_multi", "params": {"sparse_grad": True}}},
+        "columns": {"50%": {"compressor": "global_magnitude", "level": 0.5, "bnt": False},
+                    "90%": {"compressor": "global_magnitude", "level": 0.9, "bnt": False}},
+        "claims": [{"id": "multi-above", "text": "the sweep's best beats SGD", "kind": "greater",
+                    "left": {"rows": ["Multi"], "columns": ["50%", "90%"]},
+                    "right": {"rows": ["SGD"], "columns": ["50%", "90%"]}}]}},
+}
+# accuracy before BNT at 50 % and 90 %: entry a is best on average (55), b at 50 % only
+SWEEP_RESULTS = {"SGD": (70.0, 30.0), "CrAM+-Multi": (60.0, 50.0), "CrAM+-Multi-b": (75.0, 20.0)}
+
+
+@pytest.mark.parametrize("selection, family, holds", [
+    ("per_level", "multi", "holds"),  # b at 50 % (75 > 70), a at 90 % (50 > 30)
+    ("mean_over_levels", "multi", "does not hold"),  # a throughout: 60 < 70 at 50 %
+    ("per_level", None, "does not hold"),  # no sweep: the first entry, a
+    (None, "multi", "does not hold"),  # the paper shows no selection: the first entry
+])
+def test_claims_of_a_sweep_use_the_entry_the_papers_criterion_selects(tmp_path, selection, family, holds):
+    paper = copy.deepcopy(SWEEP)
+    if selection:
+        paper["tables"]["best"]["selection"] = selection
+    (tmp_path / "published").mkdir()
+    (tmp_path / "published" / "sweep.yaml").write_text(yaml.safe_dump(paper, sort_keys=False))
+    cfg = load_config(ROOT / "configs" / "default.yaml").resolved
+    multi = next(m for m in cfg["methods"] if m["label"] == "CrAM+-Multi")
+    cfg["methods"] = [m for m in cfg["methods"] if m["label"] in ("SGD", "CrAM+-Multi")]
+    cfg["methods"].append(dict(copy.deepcopy(multi), label="CrAM+-Multi-b"))
+    for m in cfg["methods"]:
+        m["family"] = family if m["label"].startswith("CrAM") else None
+    cfg["reproduces"] = ["sweep/best"]
+    rows = [r for r in summary_rows() if r["bnt_trial"] == "" and r["method"] == "SGD" and r["seed"] == 0]
+    summary = [dict(r, method=label, level=level, accuracy=acc[i])
+               for label, acc in SWEEP_RESULTS.items() for i, level in enumerate(("0.5", "0.9"))
+               for r in rows[:1]]
+    report = build_report(write_summary(tmp_path / "s.csv", summary), cfg, tmp_path / "published")
+    assert line(report, "the sweep's best beats SGD").endswith(f"| {holds} | n/a |"), report

@@ -107,6 +107,7 @@ class Table:
     setup: Setup
     numbers: list = field(default_factory=list)
     claims: list = field(default_factory=list)
+    selection: Optional[str] = None  # the paper shows the best entry of a sweep (report/selection.py)
 
 
 @dataclass
@@ -240,7 +241,8 @@ class _Resolver:
     def table(self, name: str, spec: dict) -> Table:
         key = f"tables.{name}"
         self._check_rows_and_columns(spec, key)
-        table = Table(self.name, name, spec["title"], self.setup(spec["setup"], f"{key}.setup"))
+        table = Table(self.name, name, spec["title"], self.setup(spec["setup"], f"{key}.setup"),
+                      selection=spec.get("selection"))
         seen = set()
         for i, group in enumerate(spec.get("numbers", [])):
             for number in self.numbers(name, spec, group, f"{key}.numbers.{i}"):

@@ -17,6 +17,7 @@ import pandas as pd
 from .. import registry
 from ..config import method_params
 from . import published as pub
+from .selection import best
 
 MIN_TOLERANCE = 0.5  # pp: the floor of the tolerance (papers print one decimal of a noisy mean)
 EPS = 1e-9  # absorbs binary rounding of decimal differences (75.9 - 75.3 = 0.6000000000000085)
@@ -137,8 +138,9 @@ class Evaluator:
     """Our value (or, for cited rows, the published one) of any cell, from one summary."""
 
     def __init__(self, df: pd.DataFrame, cfg: dict, papers: dict):
-        self.df, self.cfg = df, cfg
+        self.df, self.cfg, self.papers = df, cfg, papers
         self.published = {n.cell.key: n for n in pub.iter_numbers(papers)}
+        self.family = {m["label"]: m.get("family") for m in cfg["methods"]}
 
     def ours(self, cell: pub.Cell) -> list[Ours]:
         return [o for o in (ours_for(self.df, cell, lb) for lb in matching_labels(self.cfg, cell)) if o]
@@ -147,7 +149,25 @@ class Evaluator:
         if not cell.reproducible:
             return self.published[cell.key].value, "published"
         found = self.ours(cell)
-        return (found[0].mean, found[0].label) if found else (None, "not run")
+        if not found:
+            return None, "not run"
+        chosen = self.representative(cell, found)
+        return chosen.mean, chosen.label
+
+    def representative(self, cell: pub.Cell, found: list) -> Ours:
+        """The entry that stands for a published row: the first matching one in config order; in a
+        table that shows the best configuration of a sweep (``selection``), the one the paper's
+        criterion selects from the matching entries of one family (compression-aware SFW Figs. 2, 4)."""
+        how = self.papers[cell.paper].tables[cell.table].selection
+        families = {self.family.get(o.label) for o in found}
+        if how is None or len(found) == 1 or len(families) != 1 or None in families:
+            return found[0]
+        if how == "per_level":
+            scores = {o.label: o.mean for o in found}
+        else:
+            scores = {o.label: mean_over_levels(self.df, cell, o.label) for o in found}
+        chosen = best(scores, [o.label for o in found])
+        return next(o for o in found if o.label == chosen)
 
     def claim(self, claim: pub.Claim) -> ClaimResult:
         texts, results, paper = [], [], []
@@ -159,6 +179,15 @@ class Evaluator:
             pa, pb = self.published.get(a.key), self.published.get(b.key)
             paper.append(None if pa is None or pb is None else pair_holds(claim.kind, claim.threshold, pa.value, pb.value))
         return ClaimResult(claim, _combine(results), _combine(paper, missing="n/a"), tuple(texts))
+
+
+def mean_over_levels(df: pd.DataFrame, cell: pub.Cell, label: str) -> float:
+    """One entry's accuracy under the cell's operator (and BNT setting) averaged over its levels."""
+    part = df[df["arch"].isin(cell.setup.archs) & (df["method"] == label) & (df["compressor"] == cell.compressor)]
+    if cell.prunable is not None:
+        part = part[part["prunable"] == cell.prunable]
+    part = part[(part["bnt_trial"] != "") == bool(cell.bnt)]
+    return float(part.groupby("level")["accuracy"].mean().mean())
 
 
 def _side(cell: pub.Cell, value: Optional[float], source: str) -> str:
@@ -187,7 +216,9 @@ pair (after BNT), n values; Δ = ours − published. A number is **reproduced** 
 result of this experiment matches it (architecture, method and its identifying parameters,
 operator, level, before/after BNT). Rows of methods the paper only cites are shown, never judged;
 in claims they enter with their published value. Where several of this config's methods match
-one row, each gets its own line; claims use the first in config order. A claim holds when every
+one row, each gets its own line; claims use the first in config order, or, in a table that shows
+the best configuration of a sweep, the entry of the sweep (`family`) that the paper's criterion
+selects (best at that level, or best on average over the levels). A claim holds when every
 comparison it makes holds on our means; "paper" says whether it holds on the paper's own numbers."""
 
 
