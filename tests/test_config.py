@@ -140,4 +140,5 @@ def test_every_config_is_named_after_its_file_and_dvc_tracks_only_configs():
     stages = yaml.safe_load(Path(__file__).resolve().parents[1].joinpath("dvc.yaml").read_text())["stages"]
     for path in CONFIGS:
         assert load_config(path).experiment == path.stem
-    assert set(stages["train"]["foreach"]) <= {path.stem for path in CONFIGS}
+    for experiment, item in stages["train"]["foreach"].items():  # the stage's config defines it
+        assert load_config(item["config"]).experiment == experiment

@@ -33,7 +33,7 @@ def env(tmp_path_factory) -> dict:
 def publish(repo: Path, experiment: str, env: dict) -> None:
     """README, "publish an experiment": list it in dvc.yaml, commit its outputs, push, git commit."""
     spec = yaml.safe_load((repo / "dvc.yaml").read_text())
-    spec["stages"]["train"]["foreach"].append(experiment)
+    spec["stages"]["train"]["foreach"][experiment] = {"config": f"configs/{experiment}.yaml"}
     (repo / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     run(["dvc", "commit", "-f", f"train@{experiment}"], repo, env)
     run(["dvc", "push", f"train@{experiment}"], repo, env)
