@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,7 @@ def train_step(net: nn.Module, optimizer, scheduler, x: torch.Tensor, y: torch.T
     x, y = shard(x, y, processes)
     x = x.to(processes.device, non_blocking=True, memory_format=layout)
     y = y.to(processes.device, non_blocking=True)
-    cast = lambda: autocast(processes.device, precision)  # noqa: E731
+    cast = functools.partial(autocast, processes.device, precision)
     loss = optimizer.step(make_closure(net, x, y, optimizer, cast))
     scheduler.step()
     return agree(loss, stop, processes)
