@@ -10,7 +10,6 @@ forward-backward passes per step (counted by running one step on a tiny model).
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import math
@@ -117,17 +116,24 @@ def dataset_facts(dataset: dict) -> tuple[int, int, tuple, int]:
             builder.num_classes)
 
 
+SGD = Method("sgd", "sgd", {}, None)  # evaluation is costed as a share of an SGD step
+
+
+def arch_macs(arch, classes: int, shape: tuple) -> float:
+    """Multiply-accumulates per image of a config's architecture entry (name and width)."""
+    return macs_per_image(json.dumps({"name": arch.name, "width": arch.width}), classes, shape)
+
+
 def train_jobs(cfg: Config, table: list[StepTime], device: str) -> list[Job]:
     """One job per run: its steps (the last partial batch is dropped) and evaluations per epoch."""
     experiment, (train, test, shape, classes) = Experiment(cfg), dataset_facts(cfg.dataset)
     jobs = []
     for run in experiment.runs():
         spec = experiment.spec(run)
-        t, arch = spec.training, dataclasses.asdict(spec.arch)
-        flops = macs_per_image(json.dumps({k: arch[k] for k in ("name", "width")}), classes, shape)
+        t, flops = spec.training, arch_macs(spec.arch, classes, shape)
         steps = t.epochs * (train // t.batch_size)
         step = step_seconds(table, device, spec.method, t.precision, flops, t.batch_size)
-        sgd = step_seconds(table, device, Method("sgd", "sgd", {}, None), t.precision, flops, t.batch_size)
+        sgd = step_seconds(table, device, SGD, t.precision, flops, t.batch_size)
         evaluated = t.epochs * test
         hours = None if step is None else (steps * step + evaluated * sgd / t.batch_size * EVAL_COST) / 3600
         jobs.append(Job("train", run.name, run, t.epochs, steps, evaluated, hours, t.gpus_per_run))
@@ -140,10 +146,8 @@ def oneshot_jobs(cfg: Config, table: list[StepTime], device: str) -> list[Job]:
     experiment, (train, test, shape, classes) = Experiment(cfg), dataset_facts(cfg.dataset)
     bnt, jobs = cfg.bnt, []
     for run in experiment.runs():
-        arch = dataclasses.asdict(cfg.arch(run.arch))
-        flops = macs_per_image(json.dumps({k: arch[k] for k in ("name", "width")}), classes, shape)
-        batch = cfg.training.batch_size
-        sgd = step_seconds(table, device, Method("sgd", "sgd", {}, None), cfg.training.precision, flops, batch)
+        flops, batch = arch_macs(cfg.arch(run.arch), classes, shape), cfg.training.batch_size
+        sgd = step_seconds(table, device, SGD, cfg.training.precision, flops, batch)
         for entry in cfg.oneshot:
             levels = len(entry.levels)
             images = test + levels * ((1 + bnt.trials) * test + bnt.trials * bnt.batches * bnt.batch_size)
