@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from compressible.train import make_closure as trainer_closure
+from compressible.training.loop import make_closure as trainer_closure
 from compressible.compress.prunable import prunable_parameters
 from compressible.models import build_model
 import compressible.optim  # noqa: F401  (registers the METHODS)

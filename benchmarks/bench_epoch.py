@@ -34,10 +34,10 @@ from compressible.compress.accounting import layer_flops
 from compressible.compress.prunable import prunable_parameters
 from compressible.data import ImageSplits, train_batches
 from compressible.device import describe, memory_format, resolve_device
-from compressible.distributed import Processes
+from compressible.training.distributed import Processes
 from compressible.models import build_model
 from compressible.registry import METHODS
-from compressible.train import train_step
+from compressible.training.loop import train_step
 
 SGD = dict(lr=0.1, momentum=0.9, weight_decay=5e-4)
 METHOD_CASES = {"sgd": {}, "sam": {"rho": 0.05}, "cram_plus_multi": {"rho": 0.15, "sparse_grad": True},

@@ -23,12 +23,12 @@ import compressible.optim  # noqa: F401  (registers the METHODS)
 from compressible.checkpoint import save_checkpoint
 from compressible.compress.prunable import prunable_parameters
 from compressible.data import ImageSplits, train_batches
-from compressible.distributed import Processes
+from compressible.training.distributed import Processes
 from compressible.models import build_model
 from compressible.optim.schedules import lr_factor
 from compressible.registry import METHODS
-from compressible.resume import Position, save_state
-from compressible.train import train_step
+from compressible.training.resume import Position, save_state
+from compressible.training.loop import train_step
 
 CIFAR_TRAIN = 50_000
 

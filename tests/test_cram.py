@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from compressible.train import make_closure as trainer_closure
+from compressible.training.loop import make_closure as trainer_closure
 from compressible.optim import methods_cram
 from compressible.registry import COMPRESSORS
 from compressible.config import method_params

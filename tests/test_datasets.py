@@ -371,7 +371,7 @@ def test_train_and_oneshot_run_on_a_streamed_folder(tmp_path):
     import json
 
     from compressible.evaluate import oneshot_run
-    from compressible.train import train_run
+    from compressible.training.loop import train_run
 
     write_image_folder(tmp_path / "images", per_class=(8, 2), size=20)
     dataset = folder_cfg(tmp_path / "images", image_size=16)

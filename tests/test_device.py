@@ -19,7 +19,7 @@ from compressible.data.batches import augment
 from compressible.device import DeviceError, autocast, describe, memory_format, resolve_device
 from compressible.models import build_model
 from compressible.progress import EpochClock, clock
-from compressible.train import train_run
+from compressible.training.loop import train_run
 
 from test_train import SGD, spec
 

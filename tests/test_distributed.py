@@ -16,10 +16,10 @@ import yaml
 from torch import nn
 
 from compressible.data import save_prepared
-from compressible.distributed import Processes, prepare_model, setup, teardown, wrap
+from compressible.training.distributed import Processes, prepare_model, setup, teardown, wrap
 from compressible.optim.schedules import lr_factor
 from compressible.registry import METHODS
-from compressible.train import train_step
+from compressible.training.loop import train_step
 
 from conftest import synthetic_splits
 
@@ -101,7 +101,7 @@ def test_the_frozen_bn_perturbed_pass_works_under_ddp(tmp_path):
 
 
 def test_each_process_gets_its_contiguous_shard_of_the_global_batch():
-    from compressible.distributed import shard
+    from compressible.training.distributed import shard
 
     x, y = torch.arange(8.0).view(8, 1), torch.arange(8)
     parts = [shard(x, y, Processes(rank, 2, torch.device("cpu"))) for rank in range(2)]

@@ -12,10 +12,10 @@ from torch import nn
 from compressible.data import save_prepared
 from compressible import cli
 from compressible.config import Method
-from compressible.divergence import non_finite_tensors
+from compressible.training.divergence import non_finite_tensors
 from compressible.report.aggregate import aggregate
-from compressible.stops import EXIT_DIVERGED, TrainingDiverged
-from compressible.train import train_run
+from compressible.training.stops import EXIT_DIVERGED, TrainingDiverged
+from compressible.training.loop import train_run
 
 from test_report import result_file
 from test_train import spec

@@ -17,11 +17,11 @@ import yaml
 from torch import nn
 
 from compressible.data import save_prepared
-from compressible.distributed import Processes
+from compressible.training.distributed import Processes
 from compressible.registry import METHODS
-from compressible.resume import Position, load_state, restore, save_state
-from compressible.stops import EXIT_INTERRUPTED
-from compressible.train import train_run, train_step
+from compressible.training.resume import Position, load_state, restore, save_state
+from compressible.training.stops import EXIT_INTERRUPTED
+from compressible.training.loop import train_run, train_step
 from compressible.optim.schedules import lr_factor
 
 from conftest import synthetic_splits

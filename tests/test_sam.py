@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from compressible.train import make_closure as trainer_closure
+from compressible.training.loop import make_closure as trainer_closure
 from compressible.optim.sam import SAM
 
 X = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))

@@ -13,9 +13,9 @@ from compressible.config import Method
 from compressible.data import save_prepared, train_batches
 from compressible.optim.methods_sfw import build_sfw
 from compressible.optim.sfw_init import SFWInit, _scale_gradient, init_batches, learn_initialization, sfw_init
-from compressible.interrupt import StopRequest
+from compressible.training.interrupt import StopRequest
 from compressible.runtime import make_deterministic
-from compressible.train import build_trainer, end_epoch, run_epoch, starting_position, train_run
+from compressible.training.loop import build_trainer, end_epoch, run_epoch, starting_position, train_run
 
 from conftest import synthetic_splits
 from test_train import spec

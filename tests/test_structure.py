@@ -48,7 +48,7 @@ def test_no_import_circle():
     graph = {module_name(f): imported_modules(f, modules) for f in files}
     # a package importing its own submodules is how registration works, not a circle
     graph = {m: {d for d in deps if not d.startswith(m + ".")} for m, deps in graph.items()}
-    assert {"compressible.evaluate", "compressible.optim.schedules"} <= graph["compressible.train"]
+    assert {"compressible.evaluate", "compressible.optim.schedules"} <= graph["compressible.training.loop"]
     assert "compressible.compress" in graph["compressible.optim.methods_cram"]  # via compress.base
     state: dict[str, str] = {}
 
@@ -79,7 +79,7 @@ def tiny_problem(seed: int = 0):
 
 
 def train_steps(name: str, prunable_names: tuple[str, ...], steps: int = 3) -> nn.Module:
-    from compressible.train import make_closure
+    from compressible.training.loop import make_closure
 
     model, x, y = tiny_problem()
     params = dict(model.named_parameters())

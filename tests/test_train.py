@@ -12,7 +12,7 @@ from compressible.bn import frozen_bn_stats
 from compressible.checkpoint import load_checkpoint
 from compressible.config import Arch, Method, Training
 from compressible.runs import Run, RunSpec
-from compressible.train import make_closure, train_run
+from compressible.training.loop import make_closure, train_run
 
 
 def spec(method: Method, seed: int = 0, epochs: int = 2) -> RunSpec:

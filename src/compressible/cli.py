@@ -14,7 +14,7 @@ from pathlib import Path
 from .artefacts import ArtefactError, read_json
 from .config import ConfigError, load_config, validate_config
 from .runs import Experiment, Run
-from .stops import RunStopped
+from .training.stops import RunStopped
 from .report.published import PublishedError
 
 
@@ -49,7 +49,7 @@ def cmd_prepare(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from .train import train_run
+    from .training.loop import train_run
 
     spec = Experiment(read_config(args.config)).spec(_run(args))
     info = train_run(spec, args.data, args.out, args.resume)

@@ -7,7 +7,7 @@
 # whose set of inputs changed), and when the user forces jobs to run.
 import functools
 
-from compressible.launch import launcher
+from compressible.training.launch import launcher
 
 from snakemake.io import IOFile
 from snakemake.logging import logger

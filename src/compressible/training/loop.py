@@ -23,24 +23,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .bn import frozen_bn_stats
-from .checkpoint import save_checkpoint
-from .compress.prunable import prunable_parameters
-from .data import ImageSplits, load_splits, train_batches
-from .device import autocast, describe, memory_format
+from ..bn import frozen_bn_stats
+from ..checkpoint import save_checkpoint
+from ..compress.prunable import prunable_parameters
+from ..data import ImageSplits, load_splits, train_batches
+from ..device import autocast, describe, memory_format
 from .distributed import Processes, agree, barrier, prepare_model, setup, shard, teardown, wrap
 from .divergence import check_finite
-from .progress import EpochClock, step_bar
-from .evaluate import evaluate
+from ..progress import EpochClock, step_bar
+from ..evaluate import evaluate
 from .interrupt import StopRequest
-from .models import build_arch
-from .optim.schedules import lr_factor
-from .optim.sfw_init import learn_initialization
-from .provenance import provenance, write_json_atomic
-from .registry import METHODS
+from ..models import build_arch
+from ..optim.schedules import lr_factor
+from ..optim.sfw_init import learn_initialization
+from ..provenance import provenance, write_json_atomic
+from ..registry import METHODS
 from .resume import Position, load_state, remove_state, restore, save_state
-from .runs import RunSpec
-from .runtime import make_deterministic
+from ..runs import RunSpec
+from ..runtime import make_deterministic
 from .stops import Interrupted
 
 

@@ -15,8 +15,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .config import ConfigError
-from .device import memory_format, resolve_device
+from ..config import ConfigError
+from ..device import memory_format, resolve_device
 
 
 @dataclass(frozen=True)
