@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from clones import ROOT, clone, commit, copy_project, digest, isolated_env, planned_jobs, run
-from compressible.published import published
+from compressible.dvc_pull import published
 
 BUNDLED = ROOT / "results/dvc-remote"
 DEFAULT_RUNS = 8  # configs/default.yaml: 1 arch x 4 methods x 2 seeds

@@ -96,7 +96,7 @@ def cmd_tables(args) -> None:
 
 
 def cmd_pull(args) -> None:
-    from .published import NotPublished, pull
+    from .dvc_pull import NotPublished, pull
 
     try:
         code = pull(args.experiments)

@@ -12,7 +12,7 @@ from compressible.training.launch import launcher
 from snakemake.io import IOFile
 from snakemake.logging import logger
 
-from compressible.published import published
+from compressible.dvc_pull import published
 
 
 def checkpoint_is_current(one_run):
