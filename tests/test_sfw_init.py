@@ -12,10 +12,10 @@ from torch import nn
 from compressible.config import Method
 from compressible.data import save_prepared, train_batches
 from compressible.optim.methods_sfw import build_sfw
-from compressible.optim.sfw_init import SFWInit, _scale_gradient, init_batches, learn_initialization, sfw_init
+from compressible.optim.sfw_init import SFWInit, _scale_gradient, learn_initialization, sfw_init
 from compressible.training.interrupt import StopRequest
 from compressible.runtime import make_deterministic
-from compressible.training.loop import build_trainer, end_epoch, run_epoch, starting_position, train_run
+from compressible.training.loop import build_trainer, end_epoch, init_batches, run_epoch, starting_position, train_run
 
 from conftest import synthetic_splits
 from test_train import spec
@@ -188,7 +188,7 @@ def test_without_sfw_init_nothing_runs():
     model = small_net()
     opt = build_sfw(model, [], seed=0, init_samples=2)
     before = [p.detach().clone() for p in model.parameters()]
-    learn_initialization(None, model, opt, None)  # would fail on the missing spec if it ran
+    learn_initialization(model, opt, None)  # would fail on the missing batches if it ran
     assert opt.sfw_init is None and all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
@@ -197,5 +197,5 @@ def test_sync_batch_norm_is_refused_before_any_work():
     opt = sfw_for(model)
     before = [p.detach().clone() for p in model.parameters()]
     with pytest.raises(ValueError, match="sync_bn: false"):
-        learn_initialization(None, model, opt, None)
+        learn_initialization(model, opt, None)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))

@@ -14,17 +14,17 @@ with a graph); v is piecewise constant in g. Each dJ/ds_i is clipped to [-clip, 
 and s_i stays >= ``min_scale`` (``bias_min_scale`` for biases). The SFW-pruning authors' values:
 390 iterations, Adam lr 1e-3, clip 1, min scale 0.01 for weights and 0 for biases.
 
-The batches come from their own generator (seeded from the run's seed), so a run's training data
-order is that of the same run without SFW-Init. BatchNorm normalizes with batch statistics and its
+The trainer hands over the batches, drawn by a generator of their own (seeded from the run's seed,
+``training.loop.init_batches``), so a run's training data order is that of the same run without
+SFW-Init. BatchNorm normalizes with batch statistics and its
 running statistics stay untouched; dropout is off. The learned point is finally shifted inside
 each tensor's constraint, since SFW keeps feasibility only from a feasible start.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,6 @@ from torch import nn
 from torch.func import functional_call
 
 from ..bn import batch_norms, frozen_bn_stats
-from ..data import train_batches
 from .step_size import fw_step_size
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # Adam on the scales (torch defaults, as GradInit)
@@ -50,29 +49,16 @@ class SFWInit:
     grad_clip: float = 1.0  # 0: no clipping
 
 
-def init_batches(splits, batch_size: int, seed: int, augment: bool) -> Iterator[Batch]:
-    """Endless shuffled training batches from a generator of their own (epoch after epoch)."""
-    digest = hashlib.sha256(f"sfw_init/{seed}".encode()).digest()
-    generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
-    while True:
-        empty = True
-        for batch in train_batches(splits, batch_size, generator, augment):
-            empty = False
-            yield batch
-        if empty:
-            raise ValueError(f"SFW-Init: no batch of {batch_size} images in the training split")
-
-
-def learn_initialization(spec, model: nn.Module, optimizer, splits) -> None:
-    """Run SFW-Init on ``model`` when the run's optimizer asks for it (``init: sfw_init``)."""
+def learn_initialization(model: nn.Module, optimizer, batches: Iterable[Batch]) -> None:
+    """Run SFW-Init on ``model`` when the run's optimizer asks for it (``init: sfw_init``),
+    drawing from ``batches`` (endless; the trainer gives them a generator of their own)."""
     recipe = getattr(optimizer, "sfw_init", None)
     if recipe is None:
         return
     if any(isinstance(m, nn.SyncBatchNorm) for m in model.modules()):
         raise ValueError("init: sfw_init differentiates through BatchNorm twice, which SyncBatchNorm "
                          "does not support; set training.sync_bn: false for this method")
-    batches = init_batches(splits, spec.training.batch_size, spec.run.seed, spec.training.augment)
-    sfw_init(model, optimizer.param_groups, recipe, batches)
+    sfw_init(model, optimizer.param_groups, recipe, iter(batches))
 
 
 def sfw_init(model: nn.Module, groups: list[dict], recipe: SFWInit, batches: Iterator[Batch]) -> torch.Tensor:

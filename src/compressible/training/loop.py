@@ -14,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -35,7 +37,7 @@ from ..evaluate import evaluate
 from .interrupt import StopRequest
 from ..models import build_arch
 from ..optim.schedules import lr_factor
-from ..optim.sfw_init import learn_initialization
+from ..optim.sfw_init import Batch, learn_initialization
 from ..provenance import provenance, write_json_atomic
 from ..registry import METHODS
 from .resume import Position, load_state, remove_state, restore, save_state
@@ -119,13 +121,28 @@ class Trainer:
             save_state(self.resume, self.spec.hash(), self.parts(), position, curves)
 
 
+def init_batches(splits, batch_size: int, seed: int, augment: bool) -> Iterator[Batch]:
+    """SFW-Init's training batches, endless (epoch after epoch), shuffled by a generator of their
+    own: the run's data order stays that of the same run without SFW-Init."""
+    digest = hashlib.sha256(f"sfw_init/{seed}".encode()).digest()
+    generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+    while True:
+        empty = True
+        for batch in train_batches(splits, batch_size, generator, augment):
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError(f"SFW-Init: no batch of {batch_size} images in the training split")
+
+
 def build_trainer(spec: RunSpec, data_path: str | Path, resume: str | Path | None) -> Trainer:
     training = spec.training
     processes = setup(training.gpus_per_run, training.batch_size, training.device)
     splits = load_splits(data_path, spec.dataset).to(processes.device)
     model = prepare_model(model_for(spec, splits), processes, training.sync_bn)
     optimizer = build_optimizer(spec, model)
-    learn_initialization(spec, model, optimizer, splits)  # SFW-Init; before DDP copies rank 0's weights
+    # SFW-Init (when the method asks for it); before DDP copies rank 0's weights
+    learn_initialization(model, optimizer, init_batches(splits, training.batch_size, spec.run.seed, training.augment))
     epoch_losses: list[float] = []
     scheduler = build_scheduler(spec, optimizer, len(splits.train_labels) // training.batch_size, epoch_losses)
     data_order = torch.Generator().manual_seed(spec.run.seed)
