@@ -18,10 +18,9 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from . import published as pub  # noqa: E402
 from .overlay import shown_numbers  # noqa: E402
+from .savefig import save_pdf_png  # noqa: E402
 from .stats import load_summary, mean_std  # noqa: E402
 
-_PDF_META = {"Creator": "compressible", "Producer": "compressible", "CreationDate": None}
-_PNG_META = {"Software": "compressible"}
 PUBLISHED = "published"  # the gid and legend label of the published markers
 _MARKER = {"marker": "D", "ms": 4, "mfc": "none", "ls": "none", "mew": 1.0}
 _NO_CURVE = "0.4"  # grey: published points of a method with no curve of ours in the panel
@@ -32,15 +31,7 @@ def accuracy_vs_sparsity(summary_csv, out_stem: str | Path, arch: str, operator:
                          published_dir=None) -> list[Path]:
     """Two panels (before / after BNT); writes ``out_stem``.pdf and .png."""
     fig = accuracy_figure(summary_csv, arch, operator, methods_order, cfg, published_dir)
-    out_stem = Path(out_stem)
-    out_stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [out_stem.with_suffix(".pdf"), out_stem.with_suffix(".png")]
-    for path, meta, extra in ((paths[0], _PDF_META, {}), (paths[1], _PNG_META, {"dpi": 150})):
-        tmp = path.with_name(path.name + ".partial")
-        fig.savefig(tmp, metadata=meta, format=path.suffix[1:], **extra)
-        tmp.replace(path)
-    plt.close(fig)
-    return paths
+    return save_pdf_png(fig, out_stem)
 
 
 def accuracy_figure(summary_csv, arch: str, operator: str, methods_order: list[str],

@@ -18,6 +18,7 @@ from .. import registry
 from ..config import method_params
 from . import published as pub
 from .selection import best
+from .stats import load_summary
 
 MIN_TOLERANCE = 0.5  # pp: the floor of the tolerance (papers print one decimal of a noisy mean)
 EPS = 1e-9  # absorbs binary rounding of decimal differences (75.9 - 75.3 = 0.6000000000000085)
@@ -72,10 +73,6 @@ def _same_level(ours: str, level) -> bool:
         return float(ours) == float(level)
     except (TypeError, ValueError):
         return str(ours) == str(level)
-
-
-def load_summary(path) -> pd.DataFrame:
-    return pd.read_csv(path, keep_default_na=False, dtype={"level": str, "bnt_trial": str, "prunable": str})
 
 
 def ours_for(df: pd.DataFrame, cell: pub.Cell, label: str) -> Optional[Ours]:

@@ -133,7 +133,7 @@ def selection_figure(rows: list[dict], out_stem: str | Path, arch: str, operator
     over all levels (Fig. 2); writes ``out_stem``.pdf and .png with fixed metadata."""
     import matplotlib.pyplot as plt
 
-    from .figures import _PDF_META, _PNG_META
+    from .savefig import save_pdf_png
 
     mine = [r for r in rows if r["arch"] == arch and r["compressor"] == operator and r["bnt"] == "before"]
     plt.rcParams.update({"svg.hashsalt": "compressible", "font.size": 9})
@@ -144,10 +144,4 @@ def selection_figure(rows: list[dict], out_stem: str | Path, arch: str, operator
         ax.set_title(f"{arch}, {operator}: {title}")
     axes[0].set_ylabel("test accuracy (%)")
     fig.tight_layout()
-    out_stem = Path(out_stem)
-    out_stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [out_stem.with_suffix(".pdf"), out_stem.with_suffix(".png")]
-    fig.savefig(paths[0], metadata=_PDF_META)
-    fig.savefig(paths[1], metadata=_PNG_META, dpi=150)
-    plt.close(fig)
-    return paths
+    return save_pdf_png(fig, out_stem)

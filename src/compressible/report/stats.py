@@ -1,4 +1,4 @@
-"""Per-(method, level) statistics shared by figures and tables, from the tidy summary.csv."""
+"""Reading the tidy summary.csv, and per-(method, level) statistics shared by figures and tables."""
 from __future__ import annotations
 
 import pandas as pd
@@ -7,8 +7,10 @@ from ..artefacts import read_with
 
 
 def load_summary(path) -> pd.DataFrame:
-    df = read_with(path, "summary", lambda p: pd.read_csv(p, keep_default_na=False,
-                                                           dtype={"level": str, "bnt_trial": str}))
+    """summary.csv with its text columns as text (levels such as '0.5' or '2:4', empty BNT trials);
+    a missing or unreadable file raises an ArtefactError naming it."""
+    dtype = {"level": str, "bnt_trial": str, "prunable": str}
+    df = read_with(path, "summary", lambda p: pd.read_csv(p, keep_default_na=False, dtype=dtype))
     df["level_value"] = pd.to_numeric(df["level"], errors="coerce")
     return df
 

@@ -149,7 +149,7 @@ class PublishedGrid:
 
     def __init__(self, summary_csv, stats, columns: list[str], shown: list[Shown]):
         self.stats, self.shown = stats, shown
-        self.df = rep.load_summary(summary_csv)  # the reproduction report's reading, for ours_for
+        self.df = load_summary(summary_csv)  # for rep.ours_for
         self.dense = next((s.cell for s in shown if s.cell.compressor == DENSE), None)
         self.columns = ([DENSE] if self.dense else []) + self._levels(columns)
 
