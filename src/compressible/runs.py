@@ -12,6 +12,8 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional
 
 from . import registry
 from .config import Arch, Config, Method, Training
@@ -109,6 +111,48 @@ class Experiment:
         method = self.cfg.method(run.method)
         training = dataclasses.replace(self.cfg.training, epochs=method.epochs or self.cfg.training.epochs)
         return RunSpec(run, self.cfg.dataset, self.cfg.arch(run.arch), method, training, self.cfg.prunable)
+
+    # --- freshness: what the train rule decides (workflow/rules/train.smk) ---------------------
+    # A checkpoint restored by `dvc pull` must never be retrained because its data is prepared in
+    # the same workflow run: Snakemake reruns every job downstream of a job that runs, ancient()
+    # inputs or not. So a present checkpoint trained for its run's current hash does not depend
+    # on data still to be prepared; every other one gets its data prepared first.
+    def checkpoint_is_current(self, run: Run) -> bool:
+        """Weights and provenance present, and trained for this run's current hash."""
+        weights = Path(self.checkpoint(run.arch, run.method, run.seed))
+        info = Path(self.checkpoint_info(run.arch, run.method, run.seed))
+        if not (weights.is_file() and weights.stat().st_size > 0 and info.is_file()):
+            return False
+        try:
+            return json.loads(info.read_text())["config"]["hash"] == self.spec(run).hash()
+        except (ValueError, KeyError, TypeError):
+            return False
+
+    def train_needs_data(self, run: Run, recorded: bool, forced: bool) -> bool:
+        """Whether the run's train job takes the prepared data as input. Everywhere it changes
+        nothing the data stays an input: when it exists (an existing ancient input never
+        triggers a rerun), when Snakemake ``recorded`` the job that wrote the checkpoint (it
+        reruns a job whose set of inputs changed), and when the user ``forced`` jobs to run."""
+        return not self.checkpoint_is_current(run) or Path(self.data).exists() or recorded or forced
+
+    def stale_warning(self, run: Run, recorded: bool) -> Optional[str]:
+        """The warning for a checkpoint from elsewhere trained with other settings, its data
+        already prepared: with no record of its job Snakemake has no params to compare, so only
+        the user can retrain it. None when that is not the case (any other stale one retrains)."""
+        weights = self.checkpoint(run.arch, run.method, run.seed)
+        if recorded or not (Path(weights).exists() and Path(self.data).exists()) or self.checkpoint_is_current(run):
+            return None
+        return (f"{weights} was trained with other settings than the config gives (run hash "
+                f"{self.spec(run).hash()}): `snakemake --forcerun {weights}` retrains it.")
+
+    def pull_hint(self, published: Iterable[str]) -> Optional[str]:
+        """Missing checkpoints of an experiment among the ``published`` ones (those in dvc.lock):
+        pulling them beats training them. None when nothing is missing or it is not published."""
+        missing = [c for c in self.checkpoints() if not Path(c).exists()]
+        if not missing or self.name not in published:
+            return None
+        return (f"{len(missing)} checkpoint(s) of '{self.name}' are missing but published in "
+                f"dvc.lock: `dvc pull train@{self.name}` restores them instead of training them.")
 
     # --- paths --------------------------------------------------------------------------------
     @property
