@@ -196,9 +196,9 @@ def test_reproduces_resolves_to_cells_the_config_trains(path):
 
 
 def _published_tables() -> dict:
-    from compressible.report.published import load_all
+    from compressible.report.published import PUBLISHED_DIR, load_all
 
-    return {f"{p}/{t}": table for p, paper in load_all(ROOT / "configs/published").items()
+    return {f"{p}/{t}": table for p, paper in load_all(ROOT / PUBLISHED_DIR).items()
             for t, table in paper.tables.items()}
 
 

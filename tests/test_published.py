@@ -13,7 +13,7 @@ from compressible.report import published as pub
 from compressible.report.reproduction import pair_holds
 
 ROOT = Path(__file__).resolve().parents[1]
-PUBLISHED = ROOT / "configs" / "published"
+PUBLISHED = ROOT / pub.PUBLISHED_DIR
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +149,10 @@ def test_sides_of_different_lengths_are_refused(tmp_path):
         raw["tables"]["table8"]["claims"][0]["right"]["rows"] = ["Top-K+-k50", "Top-K+-k70", "Top-K+-Multi"]
     with pytest.raises(pub.PublishedError, match="left and right list 2 and 3 rows"):
         pub.load_paper(_write_bad(tmp_path, edit))
+
+
+def test_the_paper_files_a_config_reproduces_are_each_read_once():
+    files = pub.paper_files(["cram/table17", "cram/table18/claims", "sfw_pruning/comparison"])
+    assert files == [f"{pub.PUBLISHED_DIR}/cram.yaml", f"{pub.PUBLISHED_DIR}/sfw_pruning.yaml"]
+    assert all((ROOT / f).is_file() for f in files)
+    assert pub.paper_files([]) == []

@@ -203,7 +203,7 @@ def test_a_setup_meets_the_runs_of_its_architecture_and_of_its_stand_ins_only():
     from compressible.report import published as pub
     from compressible.report.reproduction import ours_for
 
-    cell = next(n.cell for n in pub.load_all(Path("configs/published"))["cram"].tables["table17"].numbers
+    cell = next(n.cell for n in pub.load_all(Path(pub.PUBLISHED_DIR))["cram"].tables["table17"].numbers
                 if n.cell.row == "CrAM+-Multi" and n.cell.compressor != pub.DENSE and n.cell.bnt)
     assert cell.setup.archs == ("resnet20_b", "resnet20")
     rows = [dict(r, level=str(cell.level)) for r in summary_rows() if r["method"] == "CrAM+-Multi"]

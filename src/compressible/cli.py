@@ -15,7 +15,7 @@ from .artefacts import ArtefactError, read_json
 from .config import ConfigError, load_config, validate_config
 from .runs import Experiment, Run
 from .training.stops import RunStopped
-from .report.published import PublishedError
+from .report.published import PUBLISHED_DIR, PublishedError
 
 
 def read_config(path: str, check_files: bool = True):
@@ -125,7 +125,7 @@ def add_reproduce(sub) -> None:
     s.add_argument("--summary", required=True)
     s.add_argument("--config", required=True)
     s.add_argument("--out", required=True)
-    s.add_argument("--published", default=None, help="directory of <paper>.yaml (default configs/published)")
+    s.add_argument("--published", default=None, help=f"directory of <paper>.yaml (default {PUBLISHED_DIR})")
 
 
 def cmd_plan(args) -> None:
@@ -198,7 +198,7 @@ def parser() -> argparse.ArgumentParser:
     for name in ("figures", "tables"):
         subs[name].add_argument("--summary", required=True)
         subs[name].add_argument("--published", default=None,
-                                help="directory of <paper>.yaml for the config's reproduces (default configs/published)")
+                                help=f"directory of <paper>.yaml for the config's reproduces (default {PUBLISHED_DIR})")
     add_reproduce(sub)
     add_plan(sub)
     add_select(sub)

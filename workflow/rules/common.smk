@@ -8,6 +8,7 @@ from pathlib import Path
 
 from compressible.config import ConfigError, validate_config
 from compressible.data import missing_files
+from compressible.report.published import PUBLISHED_DIR, paper_files
 from compressible.runs import Experiment, Run
 
 try:
@@ -65,6 +66,7 @@ ONESHOT_RESULTS = EXPERIMENT.oneshot_results()
 SUMMARY = EXPERIMENT.summary
 FIGURES = EXPERIMENT.figures()
 TABLES = EXPERIMENT.tables()
+PUBLISHED = paper_files(CFG.reproduces)  # the papers' files the config reproduces (figures, tables, report)
 
 wildcard_constraints:
     arch="[A-Za-z0-9_]+",

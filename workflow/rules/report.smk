@@ -15,14 +15,14 @@ rule figures:
     input:
         summary=SUMMARY,
         config=RESOLVED,
-        published=lambda wildcards: PUBLISHED,  # reproduction.smk: the papers the config reproduces
+        published=PUBLISHED,
     output:
         FIGURES,
     log:
         EXPERIMENT.log("figures"),
     shell:
         "python -m compressible figures --config {input.config} --summary {input.summary}"
-        " --published configs/published > {log} 2>&1"
+        " --published " + PUBLISHED_DIR + " > {log} 2>&1"
 
 
 rule tables:
@@ -30,11 +30,11 @@ rule tables:
     input:
         summary=SUMMARY,
         config=RESOLVED,
-        published=lambda wildcards: PUBLISHED,  # reproduction.smk: the papers the config reproduces
+        published=PUBLISHED,
     output:
         TABLES,
     log:
         EXPERIMENT.log("tables"),
     shell:
         "python -m compressible tables --config {input.config} --summary {input.summary}"
-        " --published configs/published > {log} 2>&1"
+        " --published " + PUBLISHED_DIR + " > {log} 2>&1"

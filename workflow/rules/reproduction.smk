@@ -4,12 +4,11 @@
 from compressible.report.published import PublishedError, resolve_references
 
 try:
-    resolve_references(CFG.reproduces, "configs/published")
+    resolve_references(CFG.reproduces, PUBLISHED_DIR)
 except PublishedError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 
 REPRODUCTION = [EXPERIMENT.reproduction_report] if CFG.reproduces else []
-PUBLISHED = sorted({f"configs/published/{ref.split('/')[0]}.yaml" for ref in CFG.reproduces})
 
 
 rule reproduction:
@@ -24,4 +23,4 @@ rule reproduction:
         EXPERIMENT.log("reproduction"),
     shell:
         "python -m compressible reproduce --summary {input.summary} --config {input.config}"
-        " --published configs/published --out {output} > {log} 2>&1"
+        " --published " + PUBLISHED_DIR + " --out {output} > {log} 2>&1"

@@ -173,10 +173,18 @@ def normalize_space(text: str) -> str:
 
 # ---------------------------------------------------------------- loading
 
+PUBLISHED_DIR = "configs/published"  # one <paper>.yaml per paper, relative to the project root
+
+
 def default_dir() -> Path:
     """``configs/published`` of the working directory, else of the source checkout."""
-    here = Path("configs/published")
-    return here if here.is_dir() else Path(__file__).resolve().parents[3] / "configs" / "published"
+    here = Path(PUBLISHED_DIR)
+    return here if here.is_dir() else Path(__file__).resolve().parents[3] / PUBLISHED_DIR
+
+
+def paper_files(refs: list[str], directory: Union[str, Path] = PUBLISHED_DIR) -> list[str]:
+    """The papers' files that ``reproduces`` references (``paper/table...``) read, each once."""
+    return sorted({f"{Path(directory).as_posix()}/{ref.split('/')[0]}.yaml" for ref in refs})
 
 
 def _schema() -> dict:
