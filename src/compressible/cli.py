@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from .artefacts import ArtefactError, read_json
 from .config import ConfigError, load_config, validate_config
@@ -29,7 +30,34 @@ def _run(args) -> Run:
     return Run(args.arch, args.method, args.seed)
 
 
+# --- registration: every command is one function, its docstring the help ----------------------
+_COMMANDS: list[tuple[str, Callable, tuple]] = []
+
+
+def arg(*flags, **options) -> tuple:
+    """One argparse argument: ``arg("--out", required=True)``."""
+    return flags, options
+
+
+def command(name: str, *arguments: tuple) -> Callable:
+    """Register the decorated function as ``python -m compressible <name>`` with ``arguments``."""
+    def register(func: Callable) -> Callable:
+        _COMMANDS.append((name, func, arguments))
+        return func
+
+    return register
+
+
+CONFIG, OUT, SUMMARY = arg("--config", required=True), arg("--out", required=True), arg("--summary", required=True)
+RUN = (arg("--arch", required=True), arg("--method", required=True, help="the method's label"),
+       arg("--seed", type=int, required=True), arg("--data", required=True))
+PUBLISHED_ARG = arg("--published", default=None,
+                    help=f"directory of <paper>.yaml for the config's reproduces (default {PUBLISHED_DIR})")
+
+
+@command("check-config", CONFIG)
 def cmd_check(args) -> None:
+    """Validate a config (schema, names, parameters) without touching data."""
     from .data import missing_files
 
     # the config alone: a streamed dataset's folders may live elsewhere than where it is checked
@@ -39,7 +67,9 @@ def cmd_check(args) -> None:
         print(f"note: {missing_files(cfg.dataset)}; preparing the data stops there")
 
 
+@command("prepare", CONFIG, OUT)
 def cmd_prepare(args) -> None:
+    """Prepare the config's dataset into one verified file."""
     from .data import build_splits, save_prepared
     from .provenance import provenance
 
@@ -48,7 +78,11 @@ def cmd_prepare(args) -> None:
     save_prepared(splits, args.out, provenance(cfg.dataset, None, time.perf_counter() - start, "cpu"))
 
 
+@command("train", CONFIG, OUT, *RUN,
+         arg("--resume", help="resume state: saved after every epoch and on SIGTERM/SIGUSR1 (exit code 75), "
+                              "continued by a rerun, removed with the checkpoint"))
 def cmd_train(args) -> None:
+    """Train one run (arch, method label, seed) into a checkpoint and its provenance JSON."""
     from .training.loop import train_run
 
     spec = Experiment(read_config(args.config)).spec(_run(args))
@@ -57,19 +91,25 @@ def cmd_train(args) -> None:
         print(f"{args.out}: test accuracy {info['final_test_accuracy']:.2f}% in {info['wall_time_s']:.1f}s")
 
 
+@command("oneshot", CONFIG, OUT, *RUN, arg("--checkpoint", required=True), arg("--operator", required=True))
 def cmd_oneshot(args) -> None:
+    """Compress one checkpoint at every level of one operator, evaluate with and without BNT."""
     from .evaluate import oneshot_run
 
     oneshot_run(read_config(args.config), _run(args), args.checkpoint, args.data, args.operator, args.out)
 
 
+@command("aggregate", OUT, arg("results", nargs="+"))
 def cmd_aggregate(args) -> None:
+    """One-shot result JSONs -> the tidy summary.csv."""
     from .report.aggregate import aggregate
 
     print(f"{args.out}: {aggregate(args.results, args.out)} rows")
 
 
+@command("figures", CONFIG, SUMMARY, PUBLISHED_ARG)
 def cmd_figures(args) -> None:
+    """Accuracy vs sparsity figures (PDF + PNG), published numbers beside ours."""
     from .report.figures import accuracy_vs_sparsity
 
     cfg = read_config(args.config)
@@ -81,7 +121,9 @@ def cmd_figures(args) -> None:
                                  cfg.resolved, args.published)
 
 
+@command("tables", CONFIG, SUMMARY, PUBLISHED_ARG)
 def cmd_tables(args) -> None:
+    """booktabs LaTeX tables, methods x levels, before and after BNT."""
     from .report.tables import accuracy_table
 
     cfg = read_config(args.config)
@@ -95,7 +137,9 @@ def cmd_tables(args) -> None:
                                cfg.resolved, args.published)
 
 
+@command("pull", arg("experiments", nargs="*", help="default: every published experiment"))
 def cmd_pull(args) -> None:
+    """`dvc pull` the published checkpoints of experiments (those in dvc.lock)."""
     from .dvc_pull import NotPublished, pull
 
     try:
@@ -106,29 +150,21 @@ def cmd_pull(args) -> None:
         sys.exit(code)
 
 
-COMMANDS = {"check-config": cmd_check, "prepare": cmd_prepare, "train": cmd_train,
-            "oneshot": cmd_oneshot, "aggregate": cmd_aggregate, "figures": cmd_figures,
-            "tables": cmd_tables, "pull": cmd_pull}
-
-
+@command("reproduce", SUMMARY, CONFIG, OUT, PUBLISHED_ARG)
 def cmd_reproduce(args) -> None:
+    """Published numbers and claims beside ours (REPRODUCTION.md)."""
     from .report.reproduction import write_report
 
     out = write_report(args.summary, read_config(args.config).resolved, args.out, args.published)
     print(f"{out}: written")
 
 
-def add_reproduce(sub) -> None:
-    """`reproduce`: published numbers and claims beside ours (REPRODUCTION.md)."""
-    s = sub.add_parser("reproduce", help=add_reproduce.__doc__)
-    s.set_defaults(func=cmd_reproduce)
-    s.add_argument("--summary", required=True)
-    s.add_argument("--config", required=True)
-    s.add_argument("--out", required=True)
-    s.add_argument("--published", default=None, help=f"directory of <paper>.yaml (default {PUBLISHED_DIR})")
-
-
+@command("plan", arg("--config", "--configfile", dest="config", required=True),
+         arg("--device", help="a device of the step-time table (default: its first GPU, else cpu)"),
+         arg("--parallel", type=int, help="jobs at once (default: training.jobs_per_gpu, one GPU)"),
+         arg("--jobs", action="store_true", help="also list every job"))
 def cmd_plan(args) -> None:
+    """The job matrix and its predicted device-hours and wall time (planner.py)."""
     from .planner import devices, measured_step_times, plan, render
 
     cfg, table = read_config(args.config, check_files=False), measured_step_times()  # plan before the data is there
@@ -141,17 +177,11 @@ def cmd_plan(args) -> None:
         print(f"  {job.rule:<8} {job.name:<40} epochs {job.epochs:>4} steps {job.steps:>9,} {hours}")
 
 
-def add_plan(sub) -> None:
-    """`plan`: the job matrix and its predicted device-hours and wall time (planner.py)."""
-    s = sub.add_parser("plan", help=add_plan.__doc__)
-    s.set_defaults(func=cmd_plan)
-    s.add_argument("--config", "--configfile", dest="config", required=True)
-    s.add_argument("--device", help="a device of the step-time table (default: its first GPU, else cpu)")
-    s.add_argument("--parallel", type=int, help="jobs at once (default: training.jobs_per_gpu, one GPU)")
-    s.add_argument("--jobs", action="store_true", help="also list every job")
-
-
+@command("select", SUMMARY, CONFIG,
+         arg("--out", default=None, help="CSV path (default results/<experiment>/best_configurations.csv)"))
 def cmd_select(args) -> None:
+    """The best configuration of each family per level and over all levels (compression-aware
+    SFW Figs. 4 and 2), as CSV and figures."""
     from .report.selection import select, selection_figure, write_selection
 
     cfg = read_config(args.config)
@@ -164,44 +194,14 @@ def cmd_select(args) -> None:
     print(f"{out}: {len(rows)} rows")
 
 
-def add_select(sub) -> None:
-    """`select`: the best configuration of each family per level and over all levels
-    (compression-aware SFW Figs. 4 and 2), as CSV and figures."""
-    s = sub.add_parser("select", help=add_select.__doc__)
-    s.set_defaults(func=cmd_select)
-    s.add_argument("--summary", required=True)
-    s.add_argument("--config", required=True)
-    s.add_argument("--out", default=None, help="CSV path (default results/<experiment>/best_configurations.csv)")
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="compressible", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    subs = {name: sub.add_parser(name) for name in COMMANDS}
-    for name, s in subs.items():
-        s.set_defaults(func=COMMANDS[name])
-        if name not in ("aggregate", "pull"):
-            s.add_argument("--config", required=True)
-    for name in ("prepare", "train", "oneshot", "aggregate"):
-        subs[name].add_argument("--out", required=True)
-    for name in ("train", "oneshot"):
-        subs[name].add_argument("--arch", required=True)
-        subs[name].add_argument("--method", required=True, help="the method's label")
-        subs[name].add_argument("--seed", type=int, required=True)
-        subs[name].add_argument("--data", required=True)
-    subs["train"].add_argument("--resume", help="resume state: saved after every epoch and on SIGTERM/"
-                               "SIGUSR1 (exit code 75), continued by a rerun, removed with the checkpoint")
-    subs["oneshot"].add_argument("--checkpoint", required=True)
-    subs["oneshot"].add_argument("--operator", required=True)
-    subs["aggregate"].add_argument("results", nargs="+")
-    subs["pull"].add_argument("experiments", nargs="*", help="default: every published experiment")
-    for name in ("figures", "tables"):
-        subs[name].add_argument("--summary", required=True)
-        subs[name].add_argument("--published", default=None,
-                                help=f"directory of <paper>.yaml for the config's reproduces (default {PUBLISHED_DIR})")
-    add_reproduce(sub)
-    add_plan(sub)
-    add_select(sub)
+    for name, func, arguments in _COMMANDS:
+        s = sub.add_parser(name, help=" ".join(func.__doc__.split()))
+        s.set_defaults(func=func)
+        for flags, options in arguments:
+            s.add_argument(*flags, **options)
     return p
 
 
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     except ArtefactError as err:
         print(f"error: {err}", file=sys.stderr)
         return 4
-    except RunStopped as err:  # interrupted (resumable) or diverged; see stops.py
+    except RunStopped as err:  # interrupted (resumable) or diverged; see training/stops.py
         print(f"{type(err).__name__}: {err}", file=sys.stderr)
         return err.exit_code
     except PublishedError as err:  # bad published data or `reproduces` entry
