@@ -1,4 +1,5 @@
-"""The package's shape: no import circle between its modules, every registered method swept."""
+"""The package's shape, read from the sources: no import circle, training/ imported only by itself
+and the CLI, optim/ knowing no run or dataset; and every registered method swept."""
 from __future__ import annotations
 
 import ast
@@ -97,6 +98,15 @@ def test_the_training_modules_are_imported_only_by_training_and_the_cli():
                if d.startswith("compressible.training.") and not m.startswith("compressible.training")
                and m not in TRAINING_ENTRY_POINTS}
     assert not outside, sorted(outside)
+
+
+def test_the_optimizers_know_no_run_and_no_dataset():
+    """optim/ gets models, parameters and batches; what a run is and where data comes from
+    stay with training/ (SFW-Init receives its batches)."""
+    graph = import_graph()
+    known = {f"{m} imports {d}" for m, deps in graph.items() if m.startswith("compressible.optim")
+             for d in deps if d.startswith(("compressible.data", "compressible.runs", "compressible.training"))}
+    assert not known, sorted(known)
 
 
 ALL_METHODS = {"sgd", "sam", "cram", "cram_plus", "cram_plus_multi", "cram_plus_nm", "cram_plus_quant",
