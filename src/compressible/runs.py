@@ -1,4 +1,5 @@
-"""A run and an experiment: identity, the training spec and its hash, and every path.
+"""A run and an experiment: identity, the training spec and its hash, every path, and whether a
+checkpoint on disk is current (what the train rule decides).
 
 A run is (arch, method label, seed). Its spec is everything its training reads; its hash covers
 exactly the settings that change the trained weights, so a change of anything else (evaluation
