@@ -2,7 +2,7 @@
 retrained: the remote bundled in the repository (what a fresh clone pulls with no account and
 no network), an S3 bucket (moto's S3 server on 127.0.0.1) and a static HTTP directory
 (python's http.server on 127.0.0.1). Each reader is a fresh `git clone` with HOME inside the
-test's temporary directory, running the README's commands."""
+test's temporary directory, running the commands of docs/running.md."""
 from __future__ import annotations
 
 import functools
@@ -129,7 +129,7 @@ def test_s3_remote_round_trip(lab, s3_endpoint, env, tmp_path):
     s3env = dict(env, AWS_ACCESS_KEY_ID="lab-key", AWS_SECRET_ACCESS_KEY="lab-secret", AWS_DEFAULT_REGION="us-east-1")
     boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="lab-key", aws_secret_access_key="lab-secret",
                  region_name="us-east-1").create_bucket(Bucket="lab-checkpoints")
-    # README: publish through an S3 bucket (endpointurl only for an S3 service other than AWS).
+    # docs/running.md: publish through an S3 bucket (endpointurl only for an S3 service other than AWS).
     run("dvc remote add -d lab s3://lab-checkpoints/compressible", lab, s3env)
     run(f"dvc remote modify lab endpointurl {s3_endpoint}", lab, s3env)
     run("dvc push", lab, s3env)
@@ -165,7 +165,7 @@ def http_site(tmp_path):
 @pytest.mark.slow
 def test_http_remote_pull(lab, http_site, env, tmp_path):
     site, url = http_site
-    # README: push to a directory the web server serves, make its URL the default remote.
+    # docs/running.md: push to a directory the web server serves, make its URL the default remote.
     run(f"dvc remote add --local site-dir {site} && dvc push -r site-dir", lab, env)
     assert remote_object(site, published(ROOT)["default"]).is_file()
     run(f"dvc remote add -d web {url}", lab, env)

@@ -1,8 +1,8 @@
 """End to end: the real Snakemake DAG on configs/tiny.yaml, and the DVC round trip.
 
-A copy of the project trains `tiny` and publishes it as the README says (its name added to
+A copy of the project trains `tiny` and publishes it as docs/running.md says (its name added to
 dvc.yaml's list, `dvc commit`, `dvc push` to the repository's bundled remote, git commit). Fresh
-`git clone`s of it then run the README's commands literally, with HOME inside the temporary
+`git clone`s of it then run its commands literally, with HOME inside the temporary
 directory: the pulled checkpoints are never retrained, whether the data is prepared before the
 pull, after it, or by the same `snakemake` run that evaluates them.
 """
@@ -31,7 +31,7 @@ def env(tmp_path_factory) -> dict:
 
 
 def publish(repo: Path, experiment: str, env: dict) -> None:
-    """README, "publish an experiment": list it in dvc.yaml, commit its outputs, push, git commit."""
+    """docs/running.md, "Publishing an experiment": list it in dvc.yaml, commit, push, git commit."""
     spec = yaml.safe_load((repo / "dvc.yaml").read_text())
     spec["stages"]["train"]["foreach"][experiment] = {"config": f"configs/{experiment}.yaml"}
     (repo / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -66,7 +66,7 @@ def fresh(origin: Path, tmp_path: Path, env: dict) -> Path:
 
 @pytest.fixture(scope="module")
 def pulled(origin, env, tmp_path_factory) -> tuple[Path, str]:
-    """A fresh clone after the README's one-liner: pull, then the whole DAG in one run."""
+    """A fresh clone after the one-liner of docs/running.md: pull, then the whole DAG in one run."""
     repo = fresh(origin, tmp_path_factory.mktemp("fresh"), env)
     return repo, run(f"dvc pull train@tiny && snakemake --cores 2 {TINY}", repo, env)
 
