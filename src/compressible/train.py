@@ -54,7 +54,7 @@ def make_closure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: 
     """Forward + backward on one batch; ``track_bn_stats=False`` leaves BN running stats alone.
     ``cast`` wraps the forward pass (bf16 autocast); the backward runs outside it, as usual."""
     def closure(track_bn_stats: bool = True) -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=False)
+        optimizer.zero_grad(set_to_none=True)  # every parameter gets a gradient: same values, no zeroing pass
         with cast(), (contextlib.nullcontext() if track_bn_stats else frozen_bn_stats(model)):
             loss = F.cross_entropy(model(x), y)
         loss.backward()

@@ -157,10 +157,8 @@ class L1Ball(Constraint):
 
     def lmo(self, d):
         flat = d.reshape(-1)
-        i = flat.abs().argmax()
-        v = torch.zeros_like(flat)
-        v[i] = -self.radius * flat[i].sign()
-        return v.view_as(d)
+        i = flat.abs().argmax().reshape(1)  # stays on the device: index_put, no host read
+        return scatter_flat(flat[i].sign() * -self.radius, i, d)
 
     def norm(self, w):
         return w.abs().sum()
@@ -255,9 +253,8 @@ class NuclearNormBall(Constraint):
 
     def lmo(self, d):
         u, s, vh = top_singular_triplets(as_matrix(d), 1)
-        if float(s[0]) <= TINY:
-            return torch.zeros_like(d)
-        return (u @ vh).mul_(-self.radius).view_as(d)
+        # a zero direction gives 0 (a feasible point), chosen on the device: no host read
+        return torch.where(s[0] > TINY, (u @ vh).mul_(-self.radius), 0.0).view_as(d)
 
     def norm(self, w):
         return torch.linalg.matrix_norm(as_matrix(w), ord="nuc")
