@@ -15,6 +15,7 @@ ATen operators are about one kernel launch each on a GPU. The reference is a han
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -67,13 +68,15 @@ def spec(name: str, params: dict, batch: int, label: str = "m") -> RunSpec:
                    Method(label, name, {"lr": 0.05, **params}, None), training, "weights")
 
 
-def counted_run(run: RunSpec, steps: int, folder: Path) -> tuple[HostSyncs, int]:
-    data = folder / f"data{steps}.pt"
+def counted_run(run: RunSpec, steps: int, folder: Path, count_ops: bool = True) -> tuple[HostSyncs, int]:
+    """The host syncs and (with ``count_ops``) the ATen operators of one run of ``steps`` steps."""
+    data = folder / f"data{steps}x{run.training.batch_size}.pt"
     if not data.exists():
         save_prepared(splits(steps * run.training.batch_size), data)
-    with HostSyncs() as syncs, AtenOps() as ops:
+    ops = AtenOps() if count_ops else contextlib.nullcontext()
+    with HostSyncs() as syncs, ops:
         train_run(run, data, folder / "run.pt")
-    return syncs, ops.total
+    return syncs, ops.total if count_ops else 0
 
 
 def per_step(name: str, params: dict, steps: int, batch: int, folder: Path) -> dict:
