@@ -6,7 +6,8 @@ two counts over the difference of the steps is the per-step cost, free of what a
 (building, SFW's initial shift, evaluation, the checkpoint). Syncs are the calls that block the
 host on a GPU (``compressible.host_syncs``: ``item``, ``float``/``int``/``bool`` of a tensor,
 ``tolist``, ``nonzero``, boolean-mask indexing, ...), counted on the CPU; linear-algebra
-decompositions, which read a status flag inside the operator on CUDA, are reported apart.
+decompositions, which read a status flag inside the operator on CUDA, are reported apart
+("linalg"), and so are reads of host-only tensors ("host": CrAM-Multi's CPU generator draws).
 ATen operators are about one kernel launch each on a GPU. The reference is a hand-written loop
 (zero_grad, forward, cross-entropy, backward, ``torch.optim.SGD.step``) on the same model.
 
@@ -84,8 +85,9 @@ def per_step(name: str, params: dict, steps: int, batch: int, folder: Path) -> d
     run = spec(name, params, batch)
     (s1, o1), (s2, o2) = counted_run(run, steps, folder), counted_run(run, 2 * steps, folder)
     linalg = sum(s2.linalg.values()) - sum(s1.linalg.values())
-    return {"syncs": (s2.total - s1.total) / steps, "linalg": linalg / steps, "aten": (o2 - o1) / steps,
-            "which": dict(s2.counts - s1.counts)}
+    host = sum(s2.host.values()) - sum(s1.host.values())
+    return {"syncs": (s2.total - s1.total) / steps, "linalg": linalg / steps, "host": host / steps,
+            "aten": (o2 - o1) / steps, "which": dict(s2.counts - s1.counts)}
 
 
 def minimal_sgd(steps: int, batch: int) -> dict:
@@ -103,7 +105,7 @@ def minimal_sgd(steps: int, batch: int) -> dict:
         return syncs.total, ops.total
 
     (s1, o1), (s2, o2) = loop(steps), loop(2 * steps)
-    return {"syncs": (s2 - s1) / steps, "linalg": 0.0, "aten": (o2 - o1) / steps, "which": {}}
+    return {"syncs": (s2 - s1) / steps, "linalg": 0.0, "host": 0.0, "aten": (o2 - o1) / steps, "which": {}}
 
 
 def main(argv=None) -> None:
@@ -114,14 +116,15 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     rows = {"minimal SGD loop": minimal_sgd(args.steps, args.batch)}
-    print(f"{'method':34s} {'syncs/step':>10s} {'linalg/step':>11s} {'ATen ops/step':>13s}  syncs seen", flush=True)
+    print(f"{'method':34s} {'syncs/step':>10s} {'linalg/step':>11s} {'host/step':>9s} {'ATen ops/step':>13s}  "
+          "syncs seen", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         for label in ["minimal SGD loop", *args.methods]:
             if label not in rows:
                 rows[label] = per_step(*CASES[label], args.steps, args.batch, Path(folder))
             r = rows[label]
-            print(f"{label:34s} {r['syncs']:10.3f} {r['linalg']:11.2f} {r['aten']:13.0f}  {r['which'] or ''}",
-                  flush=True)
+            print(f"{label:34s} {r['syncs']:10.3f} {r['linalg']:11.2f} {r['host']:9.3f} {r['aten']:13.0f}  "
+                  f"{r['which'] or ''}", flush=True)
 
 
 if __name__ == "__main__":

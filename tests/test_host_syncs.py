@@ -16,7 +16,7 @@ import torch
 
 from compressible.compress.masks import mask_at, topk_mask
 from compressible.divergence import CHECK_EVERY
-from compressible.host_syncs import HostSyncs
+from compressible.host_syncs import HostSyncs, host_read
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_overhead import CASES, counted_run, spec  # noqa: E402
@@ -39,9 +39,11 @@ def test_no_host_sync_per_step(label, folder):
     assert long.counts - short.counts == {}, f"{label}: per-step host reads {dict(long.counts - short.counts)}"
 
 
-def test_a_read_every_check_every_steps(folder):
-    """Past CHECK_EVERY steps the loop reads once per CHECK_EVERY steps (amortized <= 1/50)."""
-    run = spec("sgd", {}, batch=2)
+@pytest.mark.parametrize("label", ["sgd", "cram_plus_multi"])
+def test_a_read_every_check_every_steps(label, folder):
+    """Past CHECK_EVERY steps the loop reads once per CHECK_EVERY steps (amortized <= 1/50);
+    CrAM-Multi's choices come from a CPU generator (host-only reads, counted apart)."""
+    run = spec(*CASES[label], batch=2)
     short, _ = counted_run(run, 4, folder, count_ops=False)
     long, _ = counted_run(run, CHECK_EVERY + 4, folder, count_ops=False)
     assert (long.counts - short.counts) == {"tolist": 1}
@@ -56,6 +58,14 @@ def test_the_counter_sees_every_kind_of_read():
         y[y > 3] = 0
     assert syncs.counts == {"item": 1, "float": 1, "int": 1, "bool": 1, "tolist": 1, "nonzero": 1,
                             "boolean index": 2, "format": 1, "numpy": 1}
+
+
+def test_host_read_is_counted_apart_and_refuses_device_tensors():
+    with HostSyncs() as syncs:
+        assert host_read(torch.arange(3)) == [0, 1, 2]
+    assert syncs.total == 0 and syncs.host == {"tolist": 1}
+    with pytest.raises(ValueError, match="CPU tensors only"):
+        host_read(torch.empty(2, device="meta"))
 
 
 def test_topk_mask_both_thresholds_give_exactly_k_ties_by_position():

@@ -7,10 +7,13 @@ device data (``nonzero``, boolean-mask indexing) waits until the GPU has caught 
 that overlap away. The calls are the same whatever the device, so counting them on the CPU
 tells what a GPU would meet. Linear-algebra decompositions (``eigh``, ``svd``, ...) check a
 status flag on the host inside the operator: they are counted apart (``linalg``), as this
-project's spectral constraints need them.
+project's spectral constraints need them. A read of a tensor that lives on the host on every
+device (the output of a CPU generator) blocks nothing: it goes through :func:`host_read` and is
+counted apart (``host``).
 """
 from __future__ import annotations
 
+import threading
 from collections import Counter
 
 import torch
@@ -30,6 +33,7 @@ SIZED = {torch.nonzero: "nonzero", Tensor.nonzero: "nonzero", torch.argwhere: "n
          torch.unique: "unique", Tensor.unique: "unique"}
 LINALG = {torch.linalg.eigh: "eigh", torch.linalg.svd: "svd", torch.linalg.svdvals: "svdvals",
           torch.linalg.eigvalsh: "eigvalsh", torch.linalg.matrix_norm: "matrix_norm"}
+_HOST_ONLY = threading.local()  # set while host_read reads a CPU tensor
 INDEXING = (Tensor.__getitem__, Tensor.__setitem__, Tensor.index_put_, Tensor.index_put, torch.index_put)
 
 
@@ -40,6 +44,18 @@ def _boolean_index(args) -> bool:
     return any(isinstance(i, Tensor) and i.dtype == torch.bool for i in parts)
 
 
+def host_read(tensor: torch.Tensor) -> list:
+    """``tensor.tolist()`` for a tensor on the CPU whatever the training device (the draws of a
+    CPU ``torch.Generator``): no device to wait for, so :class:`HostSyncs` counts it apart."""
+    if tensor.device.type != "cpu":
+        raise ValueError(f"host_read reads CPU tensors only, got one on {tensor.device}")
+    _HOST_ONLY.active = True
+    try:
+        return tensor.tolist()
+    finally:
+        _HOST_ONLY.active = False
+
+
 class HostSyncs(TorchFunctionMode):
     """``with HostSyncs() as syncs: ...`` then ``syncs.total`` and ``syncs.counts`` (by call)."""
 
@@ -47,6 +63,7 @@ class HostSyncs(TorchFunctionMode):
         super().__init__()
         self.counts: Counter = Counter()
         self.linalg: Counter = Counter()
+        self.host: Counter = Counter()  # reads of host-only tensors (host_read)
 
     @property
     def total(self) -> int:
@@ -59,7 +76,9 @@ class HostSyncs(TorchFunctionMode):
             name = "boolean index"
         if name is None and func is torch.repeat_interleave and "output_size" not in kwargs:
             name = "repeat_interleave" if isinstance(args[1] if len(args) > 1 else kwargs.get("repeats"), Tensor) else None
-        if name is not None:
+        if name is not None and getattr(_HOST_ONLY, "active", False):
+            self.host[name] += 1
+        elif name is not None:
             self.counts[name] += 1
         elif func in LINALG:
             self.linalg[LINALG[func]] += 1

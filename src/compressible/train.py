@@ -8,6 +8,12 @@ Long runs (see ``resume.py``, ``interrupt.py``, ``divergence.py``, ``distributed
 resume path the state is saved after every epoch and on a stop signal, and a rerun continues
 from it bit for bit; a non-finite loss or weights stop the run; under ``torchrun`` each process
 trains on its shard of every global batch and process 0 writes.
+
+Nothing in a step reads a value back to the host (a GPU would wait for it): the losses stay on
+the device and are read every ``divergence.CHECK_EVERY`` steps and before every save, an
+epoch's order and augmentation draws are made up front and moved in one copy (``data/batches``),
+and the optimizers keep their norms and thresholds as device tensors. ``tests/test_host_syncs.py``
+counts this for every method.
 """
 from __future__ import annotations
 

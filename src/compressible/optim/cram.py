@@ -25,11 +25,12 @@ import torch
 from torch.optim import Optimizer
 
 from ..compress.base import Compressed
+from ..host_syncs import host_read
 from .sam import SAM, copies
 
 Compressor = Callable[[Sequence[torch.Tensor]], Compressed]
 PERTURB_FROM = ("dense", "compressed")
-DRAW_AHEAD = 64  # Multi's choices read from the generator at once: one host read per 64 steps
+DRAW_AHEAD = 64  # Multi's choices read from its CPU generator at once (fewer Python calls)
 
 
 class CrAM(SAM):
@@ -104,7 +105,8 @@ class CrAM(SAM):
         if len(self.compressors) == 1:
             return self.compressors[0]
         if not self.drawn:  # the next DRAW_AHEAD choices in one read: the same sequence as one by one
-            self.drawn = torch.randint(len(self.compressors), (DRAW_AHEAD,), generator=self.generator).tolist()
+            draws = torch.randint(len(self.compressors), (DRAW_AHEAD,), generator=self.generator)
+            self.drawn = host_read(draws)  # a CPU generator's output: on the host whatever the device
         return self.compressors[self.drawn.pop(0)]
 
     # --- the two steps ---------------------------------------------------------------------
