@@ -29,8 +29,7 @@ def top_k_indices(x: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the k largest |x_i| (flat).
 
     The LMOs select with ``topk`` rather than ``masks.topk_mask``: they need indices for a sparse
-    scatter (one selection pass, so an SFW step costs about an SGD step), and ``kthvalue`` inside
-    ``topk_mask`` has no deterministic CUDA kernel (the trainer turns deterministic mode on).
+    scatter (one selection pass, so an SFW step costs about an SGD step).
     """
     return x.reshape(-1).abs().topk(k, sorted=False).indices
 
