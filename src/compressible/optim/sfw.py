@@ -120,7 +120,9 @@ class SFW(Optimizer):
         if self._schedule_k(group, self.state[ws[0]]):
             for w, inside in zip(ws, constraint.shift_inside(ws)):
                 w.copy_(inside)
-        ds = [self._direction(w, group) if w.grad is not None else torch.zeros_like(w) for w in ws]
+        with_grad = [w for w in ws if w.grad is not None]
+        directions = dict(zip(map(id, with_grad), self._directions([group] * len(with_grad), with_grad)))
+        ds = [directions[id(w)] if w.grad is not None else torch.zeros_like(w) for w in ws]
         vs = constraint.lmo(ds)
         eta = fw_step_size_joint(group["lr"], group["rescale"], ds, ws, vs, constraint.diameter)
         for w, v in zip(ws, vs):
@@ -135,9 +137,6 @@ class SFW(Optimizer):
         delayed = state["step"] <= delay
         constraint.set_active_k(constraint.k_space(constraint.shape) if delayed else constraint.k)
         return delay > 0 and state["step"] == delay + 1 and group["delay_k_restore"] == "rescale"
-
-    def _direction(self, w: torch.Tensor, group: dict) -> torch.Tensor:
-        return self._directions([group], [w])[0]
 
     def _directions(self, groups: list[dict], ws: list[torch.Tensor]) -> list[torch.Tensor]:
         """The momentum directions d of ``ws``; the buffers of one momentum and style are
