@@ -45,3 +45,21 @@ def test_drawing_ahead_gives_the_one_by_one_sequence():
     singles = [int(torch.randint(5, (1,), generator=one)) for _ in range(3 * DRAW_AHEAD)]
     blocks = [i for _ in range(3) for i in torch.randint(5, (DRAW_AHEAD,), generator=ahead).tolist()]
     assert singles == blocks and torch.equal(one.get_state(), ahead.get_state())
+
+
+def test_an_epoch_drawn_up_front_is_the_batch_by_batch_epoch():
+    """Order, crops and flips drawn at the epoch's start equal the draws a batch-by-batch loop
+    makes (order first, then each batch's dy, dx, flips), and leave the generator in the same state."""
+    from compressible.data.batches import augment, train_batches
+    from conftest import synthetic_splits
+
+    splits = synthetic_splits(n_train=70)
+    splits.crop_padding, splits.flip = 2, True
+    one, ahead = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    order = torch.randperm(70, generator=one)
+    reference = [(augment(splits.train_images[order[s:s + 16]], splits, one), splits.train_labels[order[s:s + 16]])
+                 for s in range(0, 70 - 16 + 1, 16)]
+    got = list(train_batches(splits, 16, ahead))
+    assert len(got) == len(reference) == 4
+    assert all(torch.equal(x, rx) and torch.equal(y, ry) for (x, y), (rx, ry) in zip(got, reference))
+    assert torch.equal(one.get_state(), ahead.get_state())
