@@ -69,3 +69,39 @@ def test_aggregation_rejects_a_non_finite_accuracy_naming_the_file(tmp_path):
         aggregate([good, bad], tmp_path / "summary.csv")
     assert str(bad) in str(err.value) and "accuracy=nan" in str(err.value) and "level 0.5" in str(err.value)
     assert not (tmp_path / "summary.csv").exists()
+
+
+def _watch_model():
+    return nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+
+
+def test_losses_are_read_once_per_check_every_steps_and_name_the_first_non_finite_step():
+    from compressible.training.divergence import LossWatch
+    from compressible.host_syncs import HostSyncs
+
+    watch = LossWatch(_watch_model(), every=4)
+    with HostSyncs() as syncs:
+        read = [watch.add(torch.tensor(float(i)), f"run r, epoch 1, step {i}", 0.1 * i) for i in range(1, 9)]
+    assert read == [[], [], [], [1.0, 2.0, 3.0, 4.0], [], [], [], [5.0, 6.0, 7.0, 8.0]]
+    assert syncs.counts == {"tolist": 2}  # one read per 4 steps, nothing in between
+    for i, loss in enumerate([1.0, float("nan"), float("inf")], start=9):
+        watch.add(torch.tensor(loss), f"run r, epoch 1, step {i}", 0.5 + i)
+    with pytest.raises(TrainingDiverged) as err:
+        watch.read()  # before a save: the pending steps are checked now
+    assert str(err.value).startswith("run r, epoch 1, step 10: training diverged, loss nan")
+    assert "lr 10.5 at this step" in str(err.value)
+
+
+def test_weights_gone_non_finite_under_finite_losses_name_the_steps_since_the_last_read():
+    from compressible.training.divergence import LossWatch
+
+    model = _watch_model()
+    watch = LossWatch(model, every=50)
+    watch.add(torch.tensor(1.0), "run r, epoch 2, step 3", 0.1)
+    with torch.no_grad():
+        model[0].bias[1] = float("inf")
+    watch.add(torch.tensor(1.0), "run r, epoch 2, step 4", 0.1)
+    with pytest.raises(TrainingDiverged) as err:
+        watch.read()
+    assert str(err.value).startswith("run r, epoch 2, step 3 to step 4: training diverged")
+    assert "non-finite: 0.bias" in str(err.value)

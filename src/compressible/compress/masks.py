@@ -41,10 +41,15 @@ def kth_smallest(flat: torch.Tensor, t: int, sample: int = 1 << 16, width: float
 
 
 def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Boolean mask (shape of ``scores``) of exactly ``k`` largest scores.
+    """Boolean mask (shape of ``scores``) of exactly ``k`` largest scores; ties at the
+    threshold are broken by position (the first ones are kept), so the count is exact.
 
-    The threshold is an order statistic (:func:`kth_smallest`, O(n), no full sort); ties at
-    the threshold are broken by position so the count is exact.
+    No value is read back to the host: the threshold stays a device tensor and the ties are
+    ranked by a cumulative sum. The threshold is the (n-k)-th smallest score (``kthvalue``,
+    O(n)) on the CPU and the smallest of the ``topk`` on a GPU (a multi-block radix select
+    there, where ``kthvalue`` runs one thread block per slice and is not deterministic); the
+    two give the same mask. On the CPU, vectors over ``4 * 2**16`` entries keep the sampled
+    bracket of :func:`kth_smallest` (about 3x faster, and its host reads wait for no device).
     """
     flat = scores.reshape(-1)
     n = flat.numel()
@@ -53,13 +58,20 @@ def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     if k <= 0:
         return torch.zeros_like(scores, dtype=torch.bool)
     # in the scores' own dtype: a float32 copy of float64 scores merges neighbours (k ± 1 kept)
-    threshold = kth_smallest(flat, n - k)  # (n-k)-th smallest is pruned
-    mask = flat > threshold
-    missing = k - int(torch.count_nonzero(mask))
-    if missing > 0:  # ties at the threshold: keep the first `missing` of them
-        tied = torch.nonzero(flat == threshold).squeeze(1)[:missing]
-        mask[tied] = True
-    return mask.view_as(scores)
+    if flat.device.type == "cpu":
+        threshold = kth_smallest(flat, n - k)  # the largest pruned score
+    else:
+        threshold = flat.topk(k, sorted=False).values.min()  # the smallest kept score
+    return mask_at(flat, threshold, k).view_as(scores)
+
+
+def mask_at(flat: torch.Tensor, threshold: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k`` entries above ``threshold`` (the largest pruned or the smallest kept score),
+    ties at it kept by position, first first; all on the device."""
+    above = flat > threshold
+    tied = flat == threshold
+    missing = k - above.sum()  # how many of the ties are kept
+    return above | (tied & (tied.cumsum(0) <= missing))
 
 
 def split_like(flat: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:

@@ -5,6 +5,7 @@ in-memory :class:`ImageSplits` or :class:`StreamingSplits`, whose own methods th
 """
 from __future__ import annotations
 
+import functools
 from typing import Iterator
 
 import torch
@@ -13,11 +14,20 @@ from .folders import StreamingSplits
 from .splits import ImageSplits
 
 
+def channel_stats(values, device: torch.device) -> torch.Tensor:
+    """Per-channel statistics as a (1, C, 1, 1) tensor on ``device``, built once per device (a
+    tensor made from Python numbers is a host-to-device copy, which would be one per batch)."""
+    return _channel_stats(tuple(float(v) for v in values), torch.device(device))
+
+
+@functools.lru_cache(maxsize=32)
+def _channel_stats(values: tuple, device: torch.device) -> torch.Tensor:
+    return torch.tensor(values, device=device).view(1, -1, 1, 1)
+
+
 def standardize(x: torch.Tensor, splits: ImageSplits) -> torch.Tensor:
     """[0, 1]-scaled images -> per-channel zero mean, unit variance (the dataset's statistics)."""
-    mean = torch.tensor(splits.mean, device=x.device).view(1, -1, 1, 1)
-    std = torch.tensor(splits.std, device=x.device).view(1, -1, 1, 1)
-    return (x - mean) / std
+    return (x - channel_stats(splits.mean, x.device)) / channel_stats(splits.std, x.device)
 
 
 def normalize(images: torch.Tensor, splits: ImageSplits) -> torch.Tensor:
@@ -25,25 +35,60 @@ def normalize(images: torch.Tensor, splits: ImageSplits) -> torch.Tensor:
     return standardize(images.float() / 255.0, splits)
 
 
-def augment(images: torch.Tensor, splits: ImageSplits, generator: torch.Generator) -> torch.Tensor:
-    """Random crop with zero padding and random horizontal flip, for a whole batch at once, on
-    the images' device. The draws come from the CPU ``generator`` whatever that device, so a
-    seed gives the same crops and flips on a GPU as on the CPU."""
+def draw_augmentation(splits: ImageSplits, b: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """The random draws of one batch of ``b`` images, in this order: the crop offsets dy and dx
+    (with padding) and the flips (with flipping), as int64 CPU tensors of length ``b``."""
+    draws = []
+    if splits.crop_padding:
+        p = splits.crop_padding
+        draws += [torch.randint(0, 2 * p + 1, (b,), generator=generator) for _ in "yx"]
+    if splits.flip:
+        draws.append((torch.rand(b, generator=generator) < 0.5).long())
+    return draws
+
+
+def apply_augmentation(images: torch.Tensor, splits: ImageSplits, draws: list[torch.Tensor]) -> torch.Tensor:
+    """Random crop with zero padding and random horizontal flip (the ``draws`` of
+    :func:`draw_augmentation`, on the images' device) for a whole batch at once."""
     x = images.float() / 255.0
     b, c, h, w = x.shape
     p, on = splits.crop_padding, x.device
     if p:
+        dy, dx, *draws = draws
         padded = torch.nn.functional.pad(x, (p, p, p, p))
-        dy = torch.randint(0, 2 * p + 1, (b,), generator=generator)
-        dx = torch.randint(0, 2 * p + 1, (b,), generator=generator)
-        rows = (dy[:, None] + torch.arange(h))[:, None, :, None].to(on)
-        cols = (dx[:, None] + torch.arange(w))[:, None, None, :].to(on)
+        rows = (dy[:, None] + torch.arange(h, device=on))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=on))[:, None, None, :]
         x = padded[torch.arange(b, device=on)[:, None, None, None],
                    torch.arange(c, device=on)[None, :, None, None], rows, cols]
     if splits.flip:
-        flips = (torch.rand(b, generator=generator) < 0.5).to(on)
-        x = torch.where(flips[:, None, None, None], x.flip(3), x)
+        x = torch.where(draws[0].bool()[:, None, None, None], x.flip(3), x)
     return standardize(x, splits)
+
+
+def augment(images: torch.Tensor, splits: ImageSplits, generator: torch.Generator) -> torch.Tensor:
+    """Random crop and flip of one batch. The draws come from the CPU ``generator`` whatever
+    the images' device, so a seed gives the same crops and flips on a GPU as on the CPU."""
+    draws = draw_augmentation(splits, len(images), generator)
+    return apply_augmentation(images, splits, [d.to(images.device) for d in draws])
+
+
+def epoch_draws(splits: ImageSplits, batch_size: int, generator: torch.Generator,
+                augmented: bool) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+    """An epoch's order and every batch's augmentation draws, drawn up front in the order a
+    batch-by-batch loop draws them (the order, then batch after batch), and moved to the
+    images' device in one copy: the loop then reads nothing from the host."""
+    n = len(splits.train_labels)
+    order = torch.randperm(n, generator=generator)
+    steps = (n - batch_size) // batch_size + 1 if n >= batch_size else 0
+    per_batch = [draw_augmentation(splits, batch_size, generator) for _ in range(steps)] if augmented else []
+    flat = torch.cat([order, *(d for draws in per_batch for d in draws)])
+    device = splits.train_images.device
+    if device.type == "cuda":
+        flat = flat.pin_memory()
+    flat = flat.to(device, non_blocking=True)
+    kinds = len(per_batch[0]) if per_batch else 0  # draws per batch: dy, dx, flips (or fewer)
+    rest = flat[n:].view(steps, kinds, batch_size)
+    return flat[:n], [list(rest[i].unbind(0)) for i in range(steps)]
 
 
 def train_batches(splits: ImageSplits, batch_size: int, generator: torch.Generator,
@@ -52,11 +97,11 @@ def train_batches(splits: ImageSplits, batch_size: int, generator: torch.Generat
     if isinstance(splits, StreamingSplits):
         yield from splits.train_batches(batch_size, generator, augmented)
         return
-    order = torch.randperm(len(splits.train_labels), generator=generator)
-    for start in range(0, len(order) - batch_size + 1, batch_size):
-        idx = order[start:start + batch_size].to(splits.train_images.device)
+    order, draws = epoch_draws(splits, batch_size, generator, augmented)
+    for step, start in enumerate(range(0, len(order) - batch_size + 1, batch_size)):
+        idx = order[start:start + batch_size]
         images = splits.train_images[idx]
-        x = augment(images, splits, generator) if augmented else normalize(images, splits)
+        x = apply_augmentation(images, splits, draws[step]) if augmented else normalize(images, splits)
         yield x, splits.train_labels[idx]
 
 

@@ -29,8 +29,7 @@ def top_k_indices(x: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the k largest |x_i| (flat).
 
     The LMOs select with ``topk`` rather than ``masks.topk_mask``: they need indices for a sparse
-    scatter (one selection pass, so an SFW step costs about an SGD step), and ``kthvalue`` inside
-    ``topk_mask`` has no deterministic CUDA kernel (the trainer turns deterministic mode on).
+    scatter (one selection pass, so an SFW step costs about an SGD step).
     """
     return x.reshape(-1).abs().topk(k, sorted=False).indices
 
@@ -157,10 +156,8 @@ class L1Ball(Constraint):
 
     def lmo(self, d):
         flat = d.reshape(-1)
-        i = flat.abs().argmax()
-        v = torch.zeros_like(flat)
-        v[i] = -self.radius * flat[i].sign()
-        return v.view_as(d)
+        i = flat.abs().argmax().reshape(1)  # stays on the device: index_put, no host read
+        return scatter_flat(flat[i].sign() * -self.radius, i, d)
 
     def norm(self, w):
         return w.abs().sum()
@@ -255,9 +252,8 @@ class NuclearNormBall(Constraint):
 
     def lmo(self, d):
         u, s, vh = top_singular_triplets(as_matrix(d), 1)
-        if float(s[0]) <= TINY:
-            return torch.zeros_like(d)
-        return (u @ vh).mul_(-self.radius).view_as(d)
+        # a zero direction gives 0 (a feasible point), chosen on the device: no host read
+        return torch.where(s[0] > TINY, (u @ vh).mul_(-self.radius), 0.0).view_as(d)
 
     def norm(self, w):
         return torch.linalg.matrix_norm(as_matrix(w), ord="nuc")

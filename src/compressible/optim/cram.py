@@ -25,10 +25,12 @@ import torch
 from torch.optim import Optimizer
 
 from ..compress.base import Compressed
-from .sam import SAM
+from ..host_syncs import host_read
+from .sam import SAM, copies
 
 Compressor = Callable[[Sequence[torch.Tensor]], Compressed]
 PERTURB_FROM = ("dense", "compressed")
+DRAW_AHEAD = 64  # Multi's choices read from its CPU generator at once (fewer Python calls)
 
 
 class CrAM(SAM):
@@ -54,6 +56,7 @@ class CrAM(SAM):
         self.extra_gradient = extra_gradient
         self.generator = torch.Generator().manual_seed(seed)
         self.mask_steps: dict[str, int] = {}  # steps taken with each compressor (App. C.6)
+        self.drawn: list[int] = []  # Multi: compressor choices drawn ahead, not yet used
         self._compressor = self.compressors[0]
         self._refresh = True
 
@@ -79,8 +82,7 @@ class CrAM(SAM):
         params, key = self._prunable(), self._mask_key()
         if not params:
             return
-        for p in params:
-            self._origin(p)
+        self._save_origins(params)
         if self._refresh or key not in self.state[params[0]]:
             values, masks = self._compressor([p.detach() for p in params])
             torch._foreach_copy_(params, values)
@@ -93,18 +95,19 @@ class CrAM(SAM):
     def _mask_grads(self) -> None:
         """p.grad ← M ⊙ p.grad on the prunable tensors with a mask (sparse gradient, SG)."""
         key = self._mask_key()
-        for group in self.param_groups:
-            if group["compress"] and group["sparse_grad"]:
-                for p in group["params"]:
-                    if p.grad is not None and key in self.state[p]:
-                        p.grad.mul_(self.state[p][key])
+        masked = [p for group in self.param_groups if group["compress"] and group["sparse_grad"]
+                  for p in group["params"] if p.grad is not None and key in self.state[p]]
+        if masked:
+            torch._foreach_mul_([p.grad for p in masked], [self.state[p][key] for p in masked])
 
     def _sample_compressor(self) -> Compressor:
         """Multi: one compressor per step, uniformly, from the run's generator."""
         if len(self.compressors) == 1:
             return self.compressors[0]
-        index = torch.randint(len(self.compressors), (1,), generator=self.generator)
-        return self.compressors[int(index)]
+        if not self.drawn:  # the next DRAW_AHEAD choices in one read: the same sequence as one by one
+            draws = torch.randint(len(self.compressors), (DRAW_AHEAD,), generator=self.generator)
+            self.drawn = host_read(draws)  # a CPU generator's output: on the host whatever the device
+        return self.compressors[self.drawn.pop(0)]
 
     # --- the two steps ---------------------------------------------------------------------
 
@@ -113,9 +116,9 @@ class CrAM(SAM):
         """w → w̃ = C(w + e): Eq. 2 from ∇L(w), or Eq. 11 from M ⊙ ∇L(C(w))."""
         if self.perturb_from == "compressed":
             self._mask_grads()  # C-SAM sparsifies the interpolation gradient too (App. C.1)
-        for group, p in self._with_grad():
-            if group["plus"]:
-                self.state[p]["dense_grad"] = p.grad.clone()  # g, reused by CrAM+ (Eq. 4)
+        plus = [p for group, p in self._with_grad() if group["plus"]]
+        for p, copy in zip(plus, copies([p.grad for p in plus])):
+            self.state[p]["dense_grad"] = copy  # g, reused by CrAM+ (Eq. 4)
         super().first_step()
         self._compress_params()
 
@@ -123,11 +126,11 @@ class CrAM(SAM):
     def second_step(self) -> None:
         """Apply ∇L(w̃) (masked with SG, plus g for CrAM+) to the dense w."""
         self._mask_grads()
-        for group in self.param_groups:
-            for p in group["params"]:
-                dense_grad = self.state[p].pop("dense_grad", None)
-                if dense_grad is not None and p.grad is not None:
-                    p.grad.add_(dense_grad)
+        plus = [p for group in self.param_groups for p in group["params"] if "dense_grad" in self.state[p]]
+        dense_grads = [self.state[p].pop("dense_grad") for p in plus]
+        with_grad = [(p.grad, g) for p, g in zip(plus, dense_grads) if p.grad is not None]
+        if with_grad:
+            torch._foreach_add_(*map(list, zip(*with_grad)))
         super().second_step()
 
     @torch.no_grad()
@@ -159,7 +162,8 @@ class CrAM(SAM):
 
     def state_dict(self) -> dict:
         state = super().state_dict()
-        state["cram"] = {"generator": self.generator.get_state(), "mask_steps": dict(self.mask_steps)}
+        state["cram"] = {"generator": self.generator.get_state(), "mask_steps": dict(self.mask_steps),
+                         "drawn": list(self.drawn)}
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -168,6 +172,7 @@ class CrAM(SAM):
         super().load_state_dict(state_dict)
         self.generator.set_state(extra["generator"])
         self.mask_steps = dict(extra["mask_steps"])
+        self.drawn = list(extra.get("drawn", []))
         for p_state in self.state.values():  # torch casts every tensor to the param's dtype
             for key in [k for k in p_state if k.startswith("mask")]:
                 p_state[key] = p_state[key].bool()

@@ -121,9 +121,9 @@ class GlobalGroupKSupport(GlobalConstraint):
 
     def lmo(self, ds: list) -> list:
         norms = self._row_norms(ds)
-        chosen = torch.zeros_like(norms, dtype=torch.bool)
-        chosen[top_k_indices(norms, self.k_active)] = True
-        scale = -self.radius / norms[chosen].norm().clamp_min(TINY)
+        index = top_k_indices(norms, self.k_active).sort().values  # in position order, as a mask selects
+        chosen = torch.zeros_like(norms, dtype=torch.bool).index_fill_(0, index, True)
+        scale = -self.radius / norms[index].norm().clamp_min(TINY)
         masks = chosen.split([s[0] for s in self.shapes])
         return [d * (mask.view(-1, *([1] * (d.dim() - 1))) * scale) for d, mask in zip(ds, masks)]
 

@@ -47,10 +47,14 @@ class SAM(Optimizer):
 
     def _origin(self, p: torch.Tensor) -> torch.Tensor:
         """The dense weights w of this step (saved on first use)."""
-        state = self.state[p]
-        if "origin" not in state:
-            state["origin"] = p.detach().clone()
-        return state["origin"]
+        self._save_origins([p])
+        return self.state[p]["origin"]
+
+    def _save_origins(self, params: list[torch.Tensor]) -> None:
+        """Save w for the tensors that have no saved copy yet (in one multi-tensor copy)."""
+        missing = [p for p in params if "origin" not in self.state[p]]
+        for p, copy in zip(missing, copies([p.detach() for p in missing])):
+            self.state[p]["origin"] = copy
 
     @torch.no_grad()
     def _grad_norm(self) -> torch.Tensor:
@@ -59,25 +63,37 @@ class SAM(Optimizer):
                   for group, p in self._with_grad()]
         return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(scaled)))
 
+    def _inverse_norm(self) -> torch.Tensor | None:
+        """1 / (‖T_w g‖₂ + 1e-12) as a 0-d float64 tensor on the device (None when no group
+        normalizes), rounded as the Python float it was: no host read."""
+        if not any(g["normalize"] for g in self.param_groups):
+            return None
+        return 1.0 / (self._grad_norm().double() + 1e-12)
+
     @torch.no_grad()
     def first_step(self) -> None:
         """Climb from w to w + e(w) using the gradients currently in ``p.grad``."""
-        needs_norm = any(g["normalize"] for g in self.param_groups)
-        inv_norm = 1.0 / (float(self._grad_norm()) + 1e-12) if needs_norm else 1.0  # one sync
-        for group, p in self._with_grad():
-            scale = group["rho"] * (inv_norm if group["normalize"] else 1.0)
-            w = self._origin(p)
-            ascent = p.grad * w.square() if group["adaptive"] else p.grad
-            p.copy_(w).add_(ascent, alpha=scale)
+        inv_norm = self._inverse_norm()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            self._save_origins(params)
+            origins = [self.state[p]["origin"] for p in params]
+            grads = [p.grad for p in params]
+            ascents = torch._foreach_mul(grads, torch._foreach_mul(origins, origins)) if group["adaptive"] else grads
+            torch._foreach_copy_(params, origins)
+            if group["normalize"]:
+                add_scaled_(params, ascents, (group["rho"] * inv_norm).float())
+            else:
+                torch._foreach_add_(params, ascents, alpha=group["rho"])
 
     @torch.no_grad()
     def second_step(self) -> None:
         """Return to w and let the base optimizer apply the gradient now in ``p.grad``."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                origin = self.state[p].pop("origin", None)
-                if origin is not None:
-                    p.copy_(origin)
+        params = [p for group in self.param_groups for p in group["params"] if "origin" in self.state[p]]
+        if params:
+            torch._foreach_copy_(params, [self.state[p].pop("origin") for p in params])
         self.base_optimizer.step()
 
     @torch.no_grad()
@@ -98,3 +114,20 @@ class SAM(Optimizer):
         # adopts those (not the reverse, which would restore the construction-time lr).
         self.base_optimizer.param_groups = self.param_groups
         self.base_optimizer.state = self.state
+
+
+def add_scaled_(targets: list[torch.Tensor], tensors: list[torch.Tensor], scale: torch.Tensor) -> None:
+    """targets += scale * tensors for a 0-d tensor ``scale`` (no host read). On the CPU each in
+    one rounding, bit for bit what ``add_(t, alpha=float(scale))`` gave; elsewhere two fused
+    multi-tensor kernels (the product rounded once more)."""
+    if targets[0].device.type == "cpu":
+        for target, t in zip(targets, tensors):
+            target.addcmul_(t, scale)
+    else:
+        torch._foreach_add_(targets, torch._foreach_mul(tensors, scale))
+
+
+def copies(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """New copies of ``tensors`` in one fused multi-tensor kernel on a GPU (x * 1 is x bit for
+    bit, NaN and -0.0 included) instead of one ``clone`` launch per tensor."""
+    return torch._foreach_mul(tensors, 1.0) if tensors else []

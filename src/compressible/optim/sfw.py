@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch.optim.optimizer import Optimizer, required
 
-from .step_size import RESCALES, fw_step_size, fw_step_size_joint
+from .step_size import RESCALES, clamped_step, fw_step_size, fw_step_size_joint
 
 MOMENTUM_STYLES = ("exponential", "heavy_ball")
 DELAY_K_RESTORES = ("none", "rescale")
@@ -76,22 +76,40 @@ class SFW(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        singles = []
         for group in self.param_groups:
             if getattr(group["constraint"], "spans_tensors", False):
                 self._update_global(group)
             elif group["params"][0].grad is not None:
-                self._update(group)
+                singles.append(group)
+        if singles:
+            self._update_tensors(singles)
         return loss
 
-    def _update(self, group: dict) -> None:
-        w = group["params"][0]
-        constraint = group["constraint"]
-        if self._schedule_k(group, self.state[w]):
-            w.copy_(constraint.shift_inside(w))
-        d = self._direction(w, group)
-        v = constraint.lmo(d)
-        eta = fw_step_size(group["lr"], group["rescale"], d, w, v, constraint.diameter)
-        w.lerp_(v, eta)  # w <- (1 - eta) w + eta v
+    def _update_tensors(self, groups: list[dict]) -> None:
+        """One step of every tensor with its own constraint: the momentum and the norms of the
+        step size as multi-tensor operations (one fused kernel each on a GPU, not one per
+        tensor; on the CPU the same per-tensor arithmetic), the LMOs tensor by tensor."""
+        ws = [group["params"][0] for group in groups]
+        for group, w in zip(groups, ws):
+            if self._schedule_k(group, self.state[w]):
+                w.copy_(group["constraint"].shift_inside(w))
+        ds = self._directions(groups, ws)
+        vs = [group["constraint"].lmo(d) for group, d in zip(groups, ds)]
+        for w, v, eta in zip(ws, vs, self._step_sizes(groups, ds, ws, vs)):
+            w.lerp_(v, eta)  # w <- (1 - eta) w + eta v
+
+    @staticmethod
+    def _step_sizes(groups: list[dict], ds: list, ws: list, vs: list) -> list[torch.Tensor]:
+        """eta of each tensor; with ``gradient`` rescaling and one lr (the usual case) all at
+        once from two multi-tensor norms (elementwise the per-tensor arithmetic, bit for bit)."""
+        lr, rescale = groups[0]["lr"], groups[0]["rescale"]
+        if rescale != "gradient" or any(g["lr"] != lr or g["rescale"] != rescale for g in groups):
+            return [fw_step_size(g["lr"], g["rescale"], d, w, v, g["constraint"].diameter)
+                    for g, d, w, v in zip(groups, ds, ws, vs)]
+        d_norms = torch.stack(torch._foreach_norm(ds))
+        distances = torch.stack(torch._foreach_norm(torch._foreach_sub(ws, vs)))
+        return list(clamped_step(lr, d_norms / distances).unbind())
 
     def _update_global(self, group: dict) -> None:
         """One step of the tensors of a global constraint; a tensor without a gradient has a zero
@@ -102,7 +120,9 @@ class SFW(Optimizer):
         if self._schedule_k(group, self.state[ws[0]]):
             for w, inside in zip(ws, constraint.shift_inside(ws)):
                 w.copy_(inside)
-        ds = [self._direction(w, group) if w.grad is not None else torch.zeros_like(w) for w in ws]
+        with_grad = [w for w in ws if w.grad is not None]
+        directions = dict(zip(map(id, with_grad), self._directions([group] * len(with_grad), with_grad)))
+        ds = [directions[id(w)] if w.grad is not None else torch.zeros_like(w) for w in ws]
         vs = constraint.lmo(ds)
         eta = fw_step_size_joint(group["lr"], group["rescale"], ds, ws, vs, constraint.diameter)
         for w, v in zip(ws, vs):
@@ -118,18 +138,29 @@ class SFW(Optimizer):
         constraint.set_active_k(constraint.k_space(constraint.shape) if delayed else constraint.k)
         return delay > 0 and state["step"] == delay + 1 and group["delay_k_restore"] == "rescale"
 
-    def _direction(self, w: torch.Tensor, group: dict) -> torch.Tensor:
-        mu = group["momentum"]
-        if mu == 0:
-            return w.grad
-        state = self.state[w]
-        if "momentum_buffer" not in state:
-            state["momentum_buffer"] = w.grad.detach().clone()
-            return state["momentum_buffer"]
-        buf = state["momentum_buffer"]
-        if group["momentum_style"] == "exponential":
-            return buf.lerp_(w.grad, 1.0 - mu)  # mu buf + (1 - mu) g in one pass
-        return torch.add(w.grad, buf, alpha=mu, out=buf)  # mu buf + g in one pass
+    def _directions(self, groups: list[dict], ws: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The momentum directions d of ``ws``; the buffers of one momentum and style are
+        updated together (multi-tensor), each in the one-pass form per tensor."""
+        ds: list = [None] * len(ws)
+        buckets: dict = {}
+        for i, (group, w) in enumerate(zip(groups, ws)):
+            mu, state = group["momentum"], self.state[w]
+            if mu == 0:
+                ds[i] = w.grad
+            elif "momentum_buffer" not in state:  # the first step uses d = g
+                ds[i] = state["momentum_buffer"] = w.grad.detach().clone()
+            else:
+                buckets.setdefault((mu, group["momentum_style"]), []).append(i)
+        for (mu, style), members in buckets.items():
+            bufs = [self.state[ws[i]]["momentum_buffer"] for i in members]
+            grads = [ws[i].grad for i in members]
+            if style == "exponential":
+                torch._foreach_lerp_(bufs, grads, 1.0 - mu)  # mu buf + (1 - mu) g in one pass
+            else:
+                torch._foreach_copy_(bufs, torch._foreach_add(grads, bufs, alpha=mu))  # mu buf + g
+            for i, buf in zip(members, bufs):
+                ds[i] = buf
+        return ds
 
     def state_dict(self) -> dict:
         """The usual optimizer state with each constraint as plain values (``weights_only`` safe)."""

@@ -35,5 +35,10 @@ def _clamped(lr, rescale, like, d_norm, dist, diameter) -> torch.Tensor:
         factor = like.new_tensor(1.0 / diameter)
     else:
         factor = like.new_tensor(1.0)
+    return clamped_step(lr, factor)
+
+
+def clamped_step(lr: float, factor: torch.Tensor) -> torch.Tensor:
+    """clamp(lr * factor, 0, 1), elementwise for a tensor of factors."""
     # w == v with d == 0 gives 0/0: no step is needed; w == v alone gives inf: the step is moot
     return (lr * factor).nan_to_num(nan=0.0, posinf=1.0).clamp(0.0, 1.0)

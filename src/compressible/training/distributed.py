@@ -90,14 +90,15 @@ def shard(x: torch.Tensor, y: torch.Tensor, processes: Processes) -> tuple[torch
     return x[part].to(processes.device), y[part].to(processes.device)
 
 
-def agree(loss: torch.Tensor, stop: bool, processes: Processes) -> tuple[float, bool]:
-    """The mean loss over the processes and whether any was asked to stop (one all-reduce), so
-    every process logs, checks divergence and stops at the same step."""
+def agree(loss: torch.Tensor, stop: bool, processes: Processes) -> tuple[torch.Tensor, bool]:
+    """The mean loss over the processes (a 0-d tensor on the device) and whether any was asked
+    to stop (one all-reduce), so every process logs, checks divergence and stops at the same
+    step. One process reads nothing back; several read the stop flag (one sync per step)."""
     if not processes.distributed:
-        return loss.item(), stop
+        return loss, stop
     values = torch.stack([loss.detach().float().reshape(()), torch.tensor(float(stop), device=loss.device)])
     dist.all_reduce(values)
-    return values[0].item() / processes.world, values[1].item() > 0
+    return values[0].double() / processes.world, values[1].item() > 0  # as Python divided it
 
 
 def barrier(processes: Processes) -> None:

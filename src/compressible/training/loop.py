@@ -8,6 +8,12 @@ Long runs (see ``resume.py``, ``interrupt.py``, ``divergence.py``, ``distributed
 resume path the state is saved after every epoch and on a stop signal, and a rerun continues
 from it bit for bit; a non-finite loss or weights stop the run; under ``torchrun`` each process
 trains on its shard of every global batch and process 0 writes.
+
+Nothing in a step reads a value back to the host (a GPU would wait for it): the losses stay on
+the device and are read every ``divergence.CHECK_EVERY`` steps and before every save, an
+epoch's order and augmentation draws are made up front and moved in one copy (``data/batches``),
+and the optimizers keep their norms and thresholds as device tensors. ``tests/test_host_syncs.py``
+counts this for every method.
 """
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ from ..compress.prunable import prunable_parameters
 from ..data import ImageSplits, load_splits, train_batches
 from ..device import autocast, describe, memory_format
 from .distributed import Processes, agree, barrier, prepare_model, setup, shard, teardown, wrap
-from .divergence import check_finite
+from .divergence import LossWatch
 from ..progress import EpochClock, step_bar
 from ..evaluate import evaluate
 from .interrupt import StopRequest
@@ -56,7 +62,7 @@ def make_closure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: 
     """Forward + backward on one batch; ``track_bn_stats=False`` leaves BN running stats alone.
     ``cast`` wraps the forward pass (bf16 autocast); the backward runs outside it, as usual."""
     def closure(track_bn_stats: bool = True) -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=False)
+        optimizer.zero_grad(set_to_none=True)  # every parameter gets a gradient: same values, no zeroing pass
         with cast(), (contextlib.nullcontext() if track_bn_stats else frozen_bn_stats(model)):
             loss = F.cross_entropy(model(x), y)
         loss.backward()
@@ -81,9 +87,9 @@ def build_scheduler(spec: RunSpec, optimizer, steps_per_epoch: int, epoch_losses
 
 def train_step(net: nn.Module, optimizer, scheduler, x: torch.Tensor, y: torch.Tensor,
                processes: Processes, stop: bool = False, precision: str = "fp32",
-               layout: torch.memory_format = torch.contiguous_format) -> tuple[float, bool]:
+               layout: torch.memory_format = torch.contiguous_format) -> tuple[torch.Tensor, bool]:
     """One step on this process's shard of the global batch (x, y); returns the loss (mean over
-    the processes) and whether any process was asked to stop. Batches already on the device
+    the processes, a 0-d tensor left on the device) and whether any process was asked to stop. Batches already on the device
     (in-memory data) are not copied; streamed ones are moved here."""
     x, y = shard(x, y, processes)
     x = x.to(processes.device, non_blocking=True, memory_format=layout)
@@ -177,6 +183,7 @@ def run_epoch(t: Trainer, position: Position, stop: StopRequest, curves: list) -
     if t.processes.writer:
         batches = step_bar(batches, len(t.splits.train_labels) // training.batch_size,
                            f"epoch {position.epoch + 1}/{training.epochs}")
+    watch = LossWatch(t.model)  # the losses are read back every CHECK_EVERY steps, not every step
     for index, (x, y) in enumerate(batches):
         if index < position.step:
             continue  # replayed: consumes the data order and augmentation draws of a done step
@@ -184,10 +191,11 @@ def run_epoch(t: Trainer, position: Position, stop: StopRequest, curves: list) -
         loss, stopping = train_step(t.net, t.optimizer, t.scheduler, x, y, t.processes, stop.requested,
                                     training.precision, layout)
         position.step, ran = index + 1, ran + 1
-        check_finite(loss, t.model, t.where(position), lr)
-        position.losses.append(loss)
+        position.losses.extend(watch.add(loss, t.where(position), lr))
         if stopping:
+            position.losses.extend(watch.read())  # the state is saved from finite weights only
             interrupt(t, position, curves, stop)
+    position.losses.extend(watch.read())
     return ran
 
 
