@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # A toy paper: SGD and CrAM+-Multi (the default config's methods) on resnet20.
 TOY = {
     "paper": "toy", "title": "A toy paper", "seed_prefix": "x_",
-    "setups": {"s": {"dataset": "cifar10", "arch": "resnet20", "epochs": 10}},
+    # the default config's setup: runs of it are judged; tests below change one part to make them stand-ins
+    "setups": {"s": {"dataset": "mnist_embedded", "arch": "resnet20", "width": 8, "epochs": 4}},
     "tables": {"t1": {
         "title": "toy table", "setup": "s", "n": 3,
         "rows": {"SGD": {"method": "sgd"},
@@ -121,7 +122,7 @@ def test_verdicts_from_the_interval_of_the_difference(report):
     # Δ = 0.5 ± 4.303·0.0577 = [0.25, 0.75]; |Δ| equals the margin, so no n decides it
     assert line(report, "SGD", "50%").endswith(
         "| 89.0 ± 0.1 (n 3) | 89.50 ± 0.00 | 2 | +0.50 [+0.25, +0.75] | 0.5 | inconclusive | "
-        "SGD s0, 1 × 2 BNT trials; \\|Δ\\| equals the margin: no number of seeds decides it |")
+        "SGD s0, 1 × 2 BNT trials; resnet20 width 8, mnist_embedded, 4 epochs; \\|Δ\\| equals the margin: no number of seeds decides it |")
     # a noisy run: seed means 55 and 75 (std 14.14) against 60.0 ± 1.0. The old rule called it
     # reproduced (|Δ| = 5 ≤ 2·σ_ours = 28.3); its interval spans ±125 pp
     assert "| 65.00 ± 14.14 | 2 | +5.00 [-120.30, +130.30] | 0.5 | inconclusive |" in line(report, "SGD", "90%")
@@ -129,7 +130,7 @@ def test_verdicts_from_the_interval_of_the_difference(report):
     # identical seeds and a std-less published number: a point interval 0.51 beyond the margin
     assert "| +0.51 [+0.51, +0.51] | 0.5 | deviates |" in line(report, "CrAM+-Multi", "50%")
     # dense: seeds 90.25 and 89.75 -> 90.00 ± 0.35, t(1)·0.25 = 3.18
-    assert "| 90.00 ± 0.35 | 2 | +0.00 [-3.18, +3.18] | 0.5 | inconclusive | SGD s0, 1; ours: ~5 seeds" in line(report, "SGD", "dense")
+    assert "| 90.00 ± 0.35 | 2 | +0.00 [-3.18, +3.18] | 0.5 | inconclusive | SGD s0, 1; resnet20 width 8, mnist_embedded, 4 epochs; ours: ~5 seeds" in line(report, "SGD", "dense")
     assert "| 10.0 | 40.00 ± 0.00 | 2 | +30.00 [+30.00, +30.00] | 0.5 | deviates |" in line(report, "CrAM+-Multi", "90% before")
 
 
@@ -147,6 +148,20 @@ def test_a_tables_margin_is_printed_and_used(tmp_path, cfg):
     (tmp_path / "published" / "toy.yaml").write_text(yaml.safe_dump(toy, sort_keys=False))
     text = build_report(write_summary(tmp_path / "s.csv", summary_rows()), cfg, tmp_path / "published")
     assert "| +0.51 [+0.51, +0.51] | 2.5 | reproduced |" in line(text, "CrAM+-Multi", "50%")
+
+
+@pytest.mark.parametrize("part, value", [("dataset", "cifar10"), ("arch", "resnet20_b"), ("width", None), ("epochs", 200)])
+def test_a_run_of_another_setup_is_a_stand_in_shown_never_counted(tmp_path, cfg, part, value):
+    toy = copy.deepcopy(TOY)
+    toy["setups"]["s"][part] = value
+    if part == "arch":
+        toy["setups"]["s"]["also_archs"] = ["resnet20"]
+    (tmp_path / "published").mkdir()
+    (tmp_path / "published" / "toy.yaml").write_text(yaml.safe_dump(toy, sort_keys=False))
+    text = build_report(write_summary(tmp_path / "s.csv", summary_rows()), cfg, tmp_path / "published")
+    row = line(text, "CrAM+-Multi", "50%")
+    assert "| stand-in | CrAM+-Multi s0, 1 × 2 BNT trials; resnet20 width 8, mnist_embedded, 4 epochs; the paper's: " in row
+    assert "## toy: 0 of 2 numbers reproduced (2 not run), 7 stand-in results shown, not counted;" in text
 
 
 def test_claims_hold_fail_or_are_inconclusive(report):

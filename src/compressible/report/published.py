@@ -36,7 +36,8 @@ class Setup:
     arch: str  # the paper's architecture, as this project names it
     epochs: Optional[int] = None
     note: str = ""
-    also_archs: tuple = ()  # other names whose runs meet the setup (a reduced-scale stand-in)
+    also_archs: tuple = ()
+    width: Optional[int] = None  # the architecture's base width where the paper changes it (None: standard)  # other names whose runs meet the setup (a reduced-scale stand-in)
 
     def __post_init__(self):
         object.__setattr__(self, "also_archs", tuple(self.also_archs))

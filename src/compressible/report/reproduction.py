@@ -31,6 +31,8 @@ class Ours:
     seeds: tuple
     trials: int  # BNT trials per seed (0: dense or before BNT)
     seed_means: tuple = ()  # one value per seed (the mean of its BNT trials): the independent runs
+    arch: str = ""  # the architecture(s) and dataset actually run
+    dataset: str = ""
 
     @property
     def side(self) -> Side:
@@ -92,7 +94,7 @@ def ours_for(df: pd.DataFrame, cell: pub.Cell, label: str) -> Optional[Ours]:
     part = df[df["arch"].isin(cell.setup.archs) & (df["method"] == label)]
     if cell.compressor == pub.DENSE:
         values = part.groupby("seed", sort=True)["dense_accuracy"].first()
-        return _ours(label, values.tolist(), tuple(values.index), 0) if len(values) else None
+        return _ours(label, values.tolist(), tuple(values.index), 0, part=part) if len(values) else None
     part = part[(part["compressor"] == cell.compressor) & part["level"].map(lambda lv: _same_level(lv, cell.level)).astype(bool)]
     if cell.prunable is not None:
         part = part[part["prunable"] == cell.prunable]
@@ -102,14 +104,44 @@ def ours_for(df: pd.DataFrame, cell: pub.Cell, label: str) -> Optional[Ours]:
     seeds = tuple(sorted(set(part["seed"].tolist())))
     trials = int(part.groupby("seed").size().max()) if cell.bnt else 0
     per_seed = part.groupby("seed", sort=True)["accuracy"].apply(lambda a: math.fsum(a) / len(a))
-    return _ours(label, part["accuracy"].tolist(), seeds, trials, tuple(per_seed.tolist()))
+    return _ours(label, part["accuracy"].tolist(), seeds, trials, tuple(per_seed.tolist()), part)
 
 
-def _ours(label: str, values: list, seeds: tuple, trials: int, seed_means: tuple = ()) -> Ours:
+def _ours(label: str, values: list, seeds: tuple, trials: int, seed_means: tuple = (), part=None) -> Ours:
     n = len(values)
     mean = math.fsum(values) / n
     std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return Ours(label, mean, std, n, tuple(int(s) for s in seeds), trials, seed_means or tuple(values))
+    ran = {k: ", ".join(sorted(set(part[k].astype(str)))) if part is not None else "" for k in ("arch", "dataset")}
+    return Ours(label, mean, std, n, tuple(int(s) for s in seeds), trials, seed_means or tuple(values), **ran)
+
+
+# ---------------------------------------------------------------- setups
+
+def run_setup(cfg: dict, label: str, arch: str) -> dict:
+    """What was run for a method label on an architecture: dataset, arch, width, epochs."""
+    method = next(m for m in cfg["methods"] if m["label"] == label)
+    width = next((a.get("width") for a in cfg["archs"] if a["name"] == arch), None)
+    return {"dataset": cfg["dataset"]["name"], "arch": arch, "width": width,
+            "epochs": method.get("epochs") or cfg["training"]["epochs"]}
+
+
+def paper_setup(cell: pub.Cell) -> dict:
+    s = cell.setup
+    return {"dataset": s.dataset, "arch": s.arch, "width": s.width, "epochs": cell.epochs or s.epochs}
+
+
+def stand_in(cfg: dict, cell: pub.Cell, label: str, arch: str) -> list[str]:
+    """The parts of the paper's setup the run does not match (empty: it reproduces the setup).
+    A setup that states no epochs (the text does not give them) is not held to any."""
+    ran, paper = run_setup(cfg, label, arch), paper_setup(cell)
+    return [k for k in ("dataset", "arch", "width", "epochs")
+            if (paper[k] is not None or k == "width") and ran[k] != paper[k]]
+
+
+def describe(setup: dict) -> str:
+    width = f" width {setup['width']}" if setup["width"] else ""
+    epochs = f", {setup['epochs']} epochs" if setup["epochs"] else ""
+    return f"{setup['arch']}{width}, {setup['dataset']}{epochs}"
 
 
 # ---------------------------------------------------------------- verdicts
@@ -124,10 +156,15 @@ def judgement(number: pub.Number, ours: Optional[Ours]):
     return None if ours is None else judge_number(ours.side, published_side(number), number.margin)
 
 
-def verdict(number: pub.Number, ours: Optional[Ours]) -> str:
-    """reproduced / deviates / inconclusive / not run (report/verdict.py)."""
+def verdict(number: pub.Number, ours: Optional[Ours], cfg: Optional[dict] = None) -> str:
+    """reproduced / deviates / inconclusive / not run (report/verdict.py); with the config, a run
+    that does not match the paper's setup (dataset, architecture, width, epochs) is a stand-in."""
     found = judgement(number, ours)
-    return "not run" if found is None else found.word
+    if found is None:
+        return "not run"
+    if cfg is not None and any(stand_in(cfg, number.cell, ours.label, a) for a in ours.arch.split(", ")):
+        return "stand-in"
+    return found.word
 
 
 def pair_holds(kind: str, threshold: float, left: float, right: float) -> bool:
@@ -250,7 +287,9 @@ printed without a std has none) by Welch's t (t, not normal: 2–10 runs per sid
 **deviates** when it lies outside, **inconclusive** when it straddles a bound (the note says which
 side needs more runs and how many seeds of ours would suffice at the observed spread), **not run**
 where no result of this experiment matches it (architecture, method and its identifying
-parameters, operator, level, before/after BNT). Rows of methods the paper only cites are shown, never judged;
+parameters, operator, level, before/after BNT), **stand-in** where a result differs from the
+paper's setup in dataset, architecture (a stand-in such as option-A shortcuts), width or epochs:
+shown with what was run, never counted in "k of n reproduced". Rows of methods the paper only cites are shown, never judged;
 in claims they enter with their published value. Where several of this config's methods match
 one row, each gets its own line; claims use the first in config order, or, in a table that shows
 the best configuration of a sweep, the entry of the sweep (`family`) that the paper's criterion
@@ -305,14 +344,16 @@ def _experiment(cfg: dict) -> str:
 
 
 def _paper_section(ev: Evaluator, paper: pub.Paper, tables: list) -> list[str]:
-    body, verdicts, claims = [], [], []
+    body, verdicts, claims, stand_ins = [], [], [], 0
     for table, what in tables:
         rows = _number_rows(ev, table) if "cells" in what else []
         results = [ev.claim(c) for c in table.claims] if "claims" in what else []
-        verdicts += [r[-2] for r in rows if r[-2] != "cited"]
+        verdicts += [r[-2] for r in rows if r[-2] not in ("cited", "stand-in")]
+        stand_ins += sum(r[-2] == "stand-in" for r in rows)
         claims += [r.verdict for r in results]
         body += _table_section(paper, table, rows, results)
-    counts = ([_count(verdicts, "reproduced", "numbers reproduced")] if any("cells" in w for _, w in tables) else []) \
+    shown = f", {stand_ins} stand-in results shown, not counted" if stand_ins else ""
+    counts = ([_count(verdicts, "reproduced", "numbers reproduced") + shown] if any("cells" in w for _, w in tables) else []) \
         + ([_count(claims, "holds", "claims hold")] if any("claims" in w for _, w in tables) else [])
     return [f"## {paper.name}: {'; '.join(counts)}", "", paper.title, ""] + body
 
@@ -349,9 +390,12 @@ def _number_row(cell: pub.Cell, number: pub.Number, ours: Optional[Ours], cfg: d
         return _head(cell, number) + ("—", "", "", "", "not run", why)
     side, judged = ours.side, judgement(number, ours)
     spread = "" if side.spread is None else f" ± {side.spread:.2f}"
-    note = "; ".join(x for x in (ours.runs, judged.advice) if x)
+    word = verdict(number, ours, cfg)
+    ran = "; ".join(describe(run_setup(cfg, ours.label, a)) for a in ours.arch.split(", "))
+    note = "; ".join(x for x in (ours.runs, ran, judged.advice if word == "inconclusive" else "",
+                                 f"the paper's: {describe(paper_setup(cell))}" if word == "stand-in" else "") if x)
     return _head(cell, number) + (f"{side.mean:.2f}{spread}", str(side.n), judged.interval.text(),
-                                  f"{judged.margin:g}", judged.word, note)
+                                  f"{judged.margin:g}", word, note)
 
 
 def _where(cell: pub.Cell) -> str:
