@@ -63,9 +63,12 @@ def test_advice_names_the_side_that_needs_more_runs():
     # 2 seeds of ours at std 0.2, Δ = 0.1: 263 would be absurd; 3 suffice? t(2)·0.2/√3 = 0.497 > 0.4
     v = judge_number(Side(90.1, 0.2, 2), Side(90.0, None, 1), 0.5)
     assert v.word == "inconclusive" and v.advice == "ours: ~4 seeds would suffice at the observed spread 0.20"
-    # the paper's 3 seeds at std 1.0 alone give t·se ≥ 1.96·0.577 > 0.4: no number of ours suffices
+    # the paper's 3 seeds at std 1.0 alone give 4.303·0.577 = ±2.48 > 0.4: no number of ours suffices
     v = judge_number(Side(90.1, 0.2, 3), Side(90.0, 1.0, 3), 0.5)
-    assert v.advice.startswith("the paper's n = 3 (std 1.0) is too few")
+    assert v.advice == "the paper's side: its 3 runs (std 1) alone leave ±2.48 pp, more than the 0.40 pp to the margin"
+    # a std-less paper number and a huge spread of ours: 4.0/√1000·1.96 = 0.25 > 0.1
+    assert judge_number(Side(90.4, 4.0, 3), Side(90.0, None, 1), 0.5).advice == (
+        "ours: more than 1000 seeds at the observed spread 4.00")
     assert "run ≥ 2 seeds" in judge_number(Side(90.0, None, 1), Side(91.0, None, 1)).advice
 
 

@@ -96,13 +96,17 @@ def _advice(ours: Side, paper: Side, margin: float) -> str:
     gap = abs(abs(ours.mean - paper.mean) - margin)
     if gap <= EPS:
         return "|Δ| equals the margin: no number of seeds decides it"
+    paper_alone = welch(Side(ours.mean, None, 1), paper)  # the paper's half-width with ours exact
+    if paper_alone.known and paper_alone.high - paper_alone.delta >= gap - EPS:
+        return (f"the paper's side: its {paper.n} runs (std {paper.spread:g}) alone leave "
+                f"±{paper_alone.high - paper_alone.delta:.2f} pp, more than the {gap:.2f} pp to the margin")
     if ours.spread is None or ours.n < 2:
         return f"ours: {ours.n} run, no spread; run ≥ 2 seeds"
     for n in range(ours.n + 1, MAX_SEEDS + 1):
         iv = welch(Side(ours.mean, ours.spread, n), paper)
         if iv.high - iv.delta < gap - EPS:
             return f"ours: ~{n} seeds would suffice at the observed spread {ours.spread:.2f}"
-    return f"the paper's n = {paper.n} (std {paper.spread}) is too few: no number of our seeds suffices"
+    return f"ours: more than {MAX_SEEDS} seeds at the observed spread {ours.spread:.2f}"
 
 
 # ---------------------------------------------------------------- claims
