@@ -243,6 +243,28 @@ def test_every_reproducible_published_cell_is_trained_by_a_config_that_names_its
     assert not uncovered, f"{len(uncovered)} published cells no config trains, e.g. {sorted(set(uncovered))[:8]}"
 
 
+def test_every_paper_config_is_judged_on_its_own_cells_and_the_default_stands_in():
+    """The report judges a run only in the paper's setup (dataset, architecture, width, epochs):
+    each paper config's cells are judged, never stand-ins; the embedded default's always are."""
+    from compressible.report.reproduction import matching_labels, stand_in
+
+    judged, stood_in = [], []
+    for ref, table in _published_tables().items():
+        for cfg, what in _reproduced_by().get(ref, []):
+            for cell in _selected_cells(table, what):
+                if covers(cfg, cell):
+                    labels = matching_labels(cfg.resolved, cell)
+                    if not any(not stand_in(cfg.resolved, cell, lb, cell.setup.arch) for lb in labels):
+                        stood_in.append((cfg.experiment, cell.key))
+                    judged.append(cell.key)
+    assert judged and not stood_in, stood_in[:5]
+    from compressible.config import load_config
+
+    default = load_config(ROOT / "configs/default.yaml").resolved
+    cell = next(c for c in _selected_cells(_published_tables()["cram/table17"], {"cells"}) if c.row == "CrAM+-Multi")
+    assert stand_in(default, cell, "CrAM+-Multi", "resnet20") == ["dataset", "arch", "width", "epochs"]
+
+
 @pytest.mark.parametrize("mutate", [
     lambda c: c["methods"].pop(1),                                  # no SAM
     lambda c: c["bnt"].update(trials=0),                            # no BNT

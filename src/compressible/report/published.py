@@ -36,7 +36,8 @@ class Setup:
     arch: str  # the paper's architecture, as this project names it
     epochs: Optional[int] = None
     note: str = ""
-    also_archs: tuple = ()  # other names whose runs meet the setup (a reduced-scale stand-in)
+    also_archs: tuple = ()
+    width: Optional[int] = None  # the architecture's base width where the paper changes it (None: standard)  # other names whose runs meet the setup (a reduced-scale stand-in)
 
     def __post_init__(self):
         object.__setattr__(self, "also_archs", tuple(self.also_archs))
@@ -80,6 +81,8 @@ class Number:
     context: str
     note: str
     where: str  # file and key, for messages
+    n: int = 1  # runs the paper's mean and std are over (its table's `n`)
+    margin: float = 0.5  # pp: the equivalence margin of the verdict (its table's `margin`)
 
 
 @dataclass(frozen=True)
@@ -294,8 +297,10 @@ class _Resolver:
             cell = self.cell(table, spec, group["row"], column, group.get("setup"), where)
             self._check_token(n, group["context"], where)
             note = "; ".join(x for x in (group.get("note", ""), n.get("note", "")) if x)
+            if n.get("std") is not None and spec.get("n", 1) < 2:
+                self.fail(where, "a number with a std needs its table's `n` (the runs the paper's std is over, at least 2)")
             out.append(Number(cell, float(n["value"]), n.get("std"), n["token"], group["context"], note,
-                              f"{self.path}: {where}"))
+                              f"{self.path}: {where}", spec.get("n", 1), float(spec.get("margin", 0.5))))
         return out
 
     def _check_token(self, n: dict, context: str, key: str) -> None:

@@ -19,9 +19,7 @@ from ..config import method_params
 from . import published as pub
 from .selection import best
 from .stats import load_summary
-
-MIN_TOLERANCE = 0.5  # pp: the floor of the tolerance (papers print one decimal of a noisy mean)
-EPS = 1e-9  # absorbs binary rounding of decimal differences (75.9 - 75.3 = 0.6000000000000085)
+from .verdict import Side, judge_claim, judge_number
 
 
 @dataclass(frozen=True)
@@ -33,6 +31,19 @@ class Ours:
     n: int
     seeds: tuple
     trials: int  # BNT trials per seed (0: dense or before BNT)
+    seed_means: tuple = ()  # one value per seed (the mean of its BNT trials): the independent runs
+    arch: str = ""  # the architecture(s) and dataset actually run
+    dataset: str = ""
+
+    @property
+    def side(self) -> Side:
+        """The mean over seeds with its spread over seeds: BNT trials of one model share its
+        training noise, so they are averaged per seed, not counted as independent runs."""
+        m = self.seed_means or (self.mean,)
+        if len(m) < 2:
+            return Side(math.fsum(m) / len(m), None, len(m))
+        mean = math.fsum(m) / len(m)
+        return Side(mean, math.sqrt(math.fsum((v - mean) ** 2 for v in m) / (len(m) - 1)), len(m))
 
     @property
     def runs(self) -> str:
@@ -80,7 +91,7 @@ def ours_for(df: pd.DataFrame, cell: pub.Cell, label: str) -> Optional[Ours]:
     part = df[df["arch"].isin(cell.setup.archs) & (df["method"] == label)]
     if cell.compressor == pub.DENSE:
         values = part.groupby("seed", sort=True)["dense_accuracy"].first()
-        return _ours(label, values.tolist(), tuple(values.index), 0) if len(values) else None
+        return _ours(label, values.tolist(), tuple(values.index), 0, part=part) if len(values) else None
     part = part[(part["compressor"] == cell.compressor) & part["level"].map(lambda lv: _same_level(lv, cell.level)).astype(bool)]
     if cell.prunable is not None:
         part = part[part["prunable"] == cell.prunable]
@@ -89,35 +100,78 @@ def ours_for(df: pd.DataFrame, cell: pub.Cell, label: str) -> Optional[Ours]:
         return None
     seeds = tuple(sorted(set(part["seed"].tolist())))
     trials = int(part.groupby("seed").size().max()) if cell.bnt else 0
-    return _ours(label, part["accuracy"].tolist(), seeds, trials)
+    per_seed = part.groupby("seed", sort=True)["accuracy"].apply(lambda a: math.fsum(a) / len(a))
+    return _ours(label, part["accuracy"].tolist(), seeds, trials, tuple(per_seed.tolist()), part)
 
 
-def _ours(label: str, values: list, seeds: tuple, trials: int) -> Ours:
+def _ours(label: str, values: list, seeds: tuple, trials: int, seed_means: tuple = (), part=None) -> Ours:
     n = len(values)
     mean = math.fsum(values) / n
     std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return Ours(label, mean, std, n, tuple(int(s) for s in seeds), trials)
+    ran = {k: ", ".join(sorted(set(part[k].astype(str)))) if part is not None else "" for k in ("arch", "dataset")}
+    return Ours(label, mean, std, n, tuple(int(s) for s in seeds), trials, seed_means or tuple(values), **ran)
+
+
+# ---------------------------------------------------------------- setups
+
+def run_setup(cfg: dict, label: str, arch: str) -> dict:
+    """What was run for a method label on an architecture: dataset, arch, width, epochs."""
+    method = next(m for m in cfg["methods"] if m["label"] == label)
+    width = next((a.get("width") for a in cfg["archs"] if a["name"] == arch), None)
+    return {"dataset": cfg["dataset"]["name"], "arch": arch, "width": width,
+            "epochs": method.get("epochs") or cfg["training"]["epochs"]}
+
+
+def paper_setup(cell: pub.Cell) -> dict:
+    s = cell.setup
+    return {"dataset": s.dataset, "arch": s.arch, "width": s.width, "epochs": cell.epochs or s.epochs}
+
+
+def stand_in(cfg: dict, cell: pub.Cell, label: str, arch: str) -> list[str]:
+    """The parts of the paper's setup the run does not match (empty: it reproduces the setup).
+    A setup that states no epochs (the text does not give them) is not held to any."""
+    ran, paper = run_setup(cfg, label, arch), paper_setup(cell)
+    return [k for k in ("dataset", "arch", "width", "epochs")
+            if (paper[k] is not None or k == "width") and ran[k] != paper[k]]
+
+
+def describe(setup: dict) -> str:
+    width = f" width {setup['width']}" if setup["width"] else ""
+    epochs = f", {setup['epochs']} epochs" if setup["epochs"] else ""
+    return f"{setup['arch']}{width}, {setup['dataset']}{epochs}"
 
 
 # ---------------------------------------------------------------- verdicts
 
-def tolerance(number: pub.Number, ours: Ours) -> float:
-    """max(2·σ_published, 2·σ_ours, 0.5 pp); a std the paper does not give counts as 0."""
-    return max(2 * (number.std or 0.0), 2 * ours.std, MIN_TOLERANCE)
+def published_side(number: pub.Number) -> Side:
+    """The paper's mean: its std over the table's n runs, or no spread where it prints none."""
+    return Side(number.value, number.std, number.n if number.std is not None else 1)
 
 
-def verdict(number: pub.Number, ours: Optional[Ours]) -> str:
-    if ours is None:
+def judgement(number: pub.Number, ours: Optional[Ours]):
+    """The Verdict of our mean against the published one, or None where nothing was run."""
+    return None if ours is None else judge_number(ours.side, published_side(number), number.margin)
+
+
+def verdict(number: pub.Number, ours: Optional[Ours], cfg: Optional[dict] = None) -> str:
+    """reproduced / deviates / inconclusive / not run (report/verdict.py); with the config, a run
+    that does not match the paper's setup (dataset, architecture, width, epochs) is a stand-in."""
+    found = judgement(number, ours)
+    if found is None:
         return "not run"
-    return "reproduced" if abs(ours.mean - number.value) <= tolerance(number, ours) + EPS else "deviates"
+    if cfg is not None and any(stand_in(cfg, number.cell, ours.label, a) for a in ours.arch.split(", ")):
+        return "stand-in"
+    return found.word
 
 
 def pair_holds(kind: str, threshold: float, left: float, right: float) -> bool:
+    """The claim on two printed values taken as exact (the paper's own numbers without stds)."""
+    eps = 1e-9
     if kind == "greater":
-        return left - right > threshold + EPS
+        return left - right > threshold + eps
     if kind == "not_below":
-        return left >= right - threshold - EPS
-    return abs(left - right) <= threshold + EPS  # within
+        return left >= right - threshold - eps
+    return abs(left - right) <= threshold + eps  # within
 
 
 _SYMBOL = {"greater": ">", "not_below": "≥", "within": "≈"}
@@ -126,8 +180,8 @@ _SYMBOL = {"greater": ">", "not_below": "≥", "within": "≈"}
 @dataclass(frozen=True)
 class ClaimResult:
     claim: pub.Claim
-    verdict: str  # holds / does not hold / not run
-    on_paper: str  # the same check on the paper's own numbers: holds / does not hold / n/a
+    verdict: str  # holds / does not hold / inconclusive / not run
+    on_paper: str  # the same check on the paper's own numbers: holds / does not hold / inconclusive / n/a
     numbers: tuple  # one string per pair
 
 
@@ -142,14 +196,14 @@ class Evaluator:
     def ours(self, cell: pub.Cell) -> list[Ours]:
         return [o for o in (ours_for(self.df, cell, lb) for lb in matching_labels(self.cfg, cell)) if o]
 
-    def value(self, cell: pub.Cell) -> tuple[Optional[float], str]:
+    def value(self, cell: pub.Cell) -> tuple[Optional[Side], str]:
         if not cell.reproducible:
-            return self.published[cell.key].value, "published"
+            return published_side(self.published[cell.key]), "published"
         found = self.ours(cell)
         if not found:
             return None, "not run"
         chosen = self.representative(cell, found)
-        return chosen.mean, chosen.label
+        return chosen.side, chosen.label
 
     def representative(self, cell: pub.Cell, found: list) -> Ours:
         """The entry that stands for a published row: the first matching one in config order; in a
@@ -170,12 +224,21 @@ class Evaluator:
         texts, results, paper = [], [], []
         for a, b in claim.pairs:
             (va, sa), (vb, sb) = self.value(a), self.value(b)
-            ok = None if va is None or vb is None else pair_holds(claim.kind, claim.threshold, va, vb)
+            ok, iv = (None, None) if va is None or vb is None else judge_claim(claim.kind, claim.threshold, va, vb)
             results.append(ok)
-            texts.append(f"{_side(a, va, sa)} {_SYMBOL[claim.kind]} {_side(b, vb, sb)}{_mark(ok)}")
+            texts.append(f"{_side(a, va, sa)} {_SYMBOL[claim.kind]} {_side(b, vb, sb)}{_mark(ok, iv)}")
             pa, pb = self.published.get(a.key), self.published.get(b.key)
-            paper.append(None if pa is None or pb is None else pair_holds(claim.kind, claim.threshold, pa.value, pb.value))
+            paper.append(None if pa is None or pb is None else on_paper(claim, pa, pb))
         return ClaimResult(claim, _combine(results), _combine(paper, missing="n/a"), tuple(texts))
+
+
+def on_paper(claim: pub.Claim, left: pub.Number, right: pub.Number) -> str:
+    """The claim on the paper's own numbers: by their intervals where it prints stds, else on
+    the printed values taken as exact (the paper states the ordering of what it prints)."""
+    word, iv = judge_claim(claim.kind, claim.threshold, published_side(left), published_side(right))
+    if iv.known:
+        return word
+    return "holds" if pair_holds(claim.kind, claim.threshold, left.value, right.value) else "does not hold"
 
 
 def mean_over_levels(df: pd.DataFrame, cell: pub.Cell, label: str) -> float:
@@ -187,36 +250,51 @@ def mean_over_levels(df: pd.DataFrame, cell: pub.Cell, label: str) -> float:
     return float(part.groupby("level")["accuracy"].mean().mean())
 
 
-def _side(cell: pub.Cell, value: Optional[float], source: str) -> str:
+def _side(cell: pub.Cell, value: Optional[Side], source: str) -> str:
     where = f"{cell.row} {cell.column}"
     if value is None:
         return f"{where}: not run"
-    return f"{where}: {value:.2f}" + (" (published)" if source == "published" else "")
+    spread = "" if value.spread is None else f" ± {value.spread:.2f}"
+    return f"{where}: {value.mean:.2f}{spread} (n {value.n}" + (", published)" if source == "published" else ")")
 
 
-def _mark(ok: Optional[bool]) -> str:
-    return "" if ok is None else (" ✓" if ok else " ✗")
+def _mark(word: Optional[str], iv) -> str:
+    if word is None:
+        return ""
+    return {"holds": " ✓", "does not hold": " ✗"}.get(word, " ?") + f" (Δ {iv.text()})"
 
 
 def _combine(results: list, missing: str = "not run") -> str:
-    """Any failing comparison: does not hold; else any not evaluated: not run; else holds."""
-    if any(r is False for r in results):
+    """Any failing comparison: does not hold; else any not evaluated: not run; else any
+    undecided: inconclusive; else holds."""
+    if "does not hold" in results:
         return "does not hold"
-    return missing if any(r is None for r in results) else "holds"
+    if any(r is None for r in results):
+        return missing
+    return "inconclusive" if "inconclusive" in results else "holds"
 
 
 # ---------------------------------------------------------------- the report
 
-HEADER = """Ours: mean ± std (ddof 1) over seeds (dense and before BNT) or over every (seed, BNT trial)
-pair (after BNT), n values; Δ = ours − published. A number is **reproduced** when
-|Δ| ≤ max(2·σ_published, 2·σ_ours, 0.5 pp), otherwise it **deviates**; **not run** where no
-result of this experiment matches it (architecture, method and its identifying parameters,
-operator, level, before/after BNT). Rows of methods the paper only cites are shown, never judged;
+HEADER = """Ours: mean ± std (ddof 1) over seeds, n seeds (after BNT each seed is first averaged over its
+BNT trials: trials of one model are not independent runs). Δ = ours − published, with its 95 %
+interval from both standard errors (σ/√n each; the paper's n per table as it states it, a number
+printed without a std has none) by Welch's t (t, not normal: 2–10 runs per side). A number is
+**reproduced** when the interval lies inside ±margin (0.5 pp unless the table says otherwise),
+**deviates** when it lies outside, **inconclusive** when it straddles a bound (the note says which
+side needs more runs and how many seeds of ours would suffice at the observed spread), **not run**
+where no result of this experiment matches it (architecture, method and its identifying
+parameters, operator, level, before/after BNT), **stand-in** where a result differs from the
+paper's setup in dataset, architecture (a stand-in such as option-A shortcuts), width or epochs:
+shown with what was run, never counted in "k of n reproduced". Rows of methods the paper only cites are shown, never judged;
 in claims they enter with their published value. Where several of this config's methods match
 one row, each gets its own line; claims use the first in config order, or, in a table that shows
 the best configuration of a sweep, the entry of the sweep (`family`) that the paper's criterion
-selects (best at that level, or best on average over the levels). A claim holds when every
-comparison it makes holds on our means; "paper" says whether it holds on the paper's own numbers."""
+selects (best at that level, or best on average over the levels). A comparison of a claim holds
+when the 95 % interval of left − right excludes the reversed order by the claim's margin, fails
+when it lies wholly on the reversed side, else is inconclusive; a claim holds when every
+comparison holds. "paper": the same test on the paper's numbers (on the printed values where it
+gives no stds)."""
 
 
 def write_report(summary_csv, cfg: dict, out, directory=None) -> Path:
@@ -263,32 +341,34 @@ def _experiment(cfg: dict) -> str:
 
 
 def _paper_section(ev: Evaluator, paper: pub.Paper, tables: list) -> list[str]:
-    body, verdicts, claims = [], [], []
+    body, verdicts, claims, stand_ins = [], [], [], 0
     for table, what in tables:
         rows = _number_rows(ev, table) if "cells" in what else []
         results = [ev.claim(c) for c in table.claims] if "claims" in what else []
-        verdicts += [r[-2] for r in rows if r[-2] != "cited"]
+        verdicts += [r[-2] for r in rows if r[-2] not in ("cited", "stand-in")]
+        stand_ins += sum(r[-2] == "stand-in" for r in rows)
         claims += [r.verdict for r in results]
         body += _table_section(paper, table, rows, results)
-    counts = ([_count(verdicts, "reproduced", "numbers reproduced")] if any("cells" in w for _, w in tables) else []) \
+    shown = f", {stand_ins} stand-in results shown, not counted" if stand_ins else ""
+    counts = ([_count(verdicts, "reproduced", "numbers reproduced") + shown] if any("cells" in w for _, w in tables) else []) \
         + ([_count(claims, "holds", "claims hold")] if any("claims" in w for _, w in tables) else [])
     return [f"## {paper.name}: {'; '.join(counts)}", "", paper.title, ""] + body
 
 
 def _count(verdicts: list, good: str, what: str) -> str:
-    """'3 of 5 claims hold (1 not run)'."""
-    not_run = verdicts.count("not run")
-    return f"{verdicts.count(good)} of {len(verdicts)} {what}" + (f" ({not_run} not run)" if not_run else "")
+    """'3 of 5 claims hold (1 inconclusive, 1 not run)'."""
+    others = ", ".join(f"{verdicts.count(w)} {w}" for w in ("inconclusive", "not run") if w in verdicts)
+    return f"{verdicts.count(good)} of {len(verdicts)} {what}" + (f" ({others})" if others else "")
 
 
 def _number_rows(ev: Evaluator, table: pub.Table) -> list[tuple]:
-    """Report rows (row, column, arch, published, ours, n, Δ, verdict, runs): one per matching
+    """Report rows (row, column, arch, published, ours, n, Δ [95 %], verdict, runs): one per matching
     method label, one "not run" where none matches, one "cited" for a cited method."""
     rows = []
     for number in table.numbers:
         cell = number.cell
         if not cell.reproducible:
-            rows.append(_head(cell, number) + ("—", "", "", "cited", cell.note))
+            rows.append(_head(cell, number) + ("—", "", "", "", "cited", cell.note))
             continue
         rows += [_number_row(cell, number, ours, ev.cfg) for ours in (ev.ours(cell) or [None])]
     return rows
@@ -296,7 +376,7 @@ def _number_rows(ev: Evaluator, table: pub.Table) -> list[tuple]:
 
 def _head(cell: pub.Cell, number: pub.Number) -> tuple:
     row = cell.row + (f" ({cell.epochs} epochs)" if cell.epochs else "")
-    return (row, cell.column, cell.setup.arch, pub.printed(number.token))
+    return (row, cell.column, cell.setup.arch, pub.printed(number.token) + (f" (n {number.n})" if number.std is not None else ""))
 
 
 def _number_row(cell: pub.Cell, number: pub.Number, ours: Optional[Ours], cfg: dict) -> tuple:
@@ -304,9 +384,15 @@ def _number_row(cell: pub.Cell, number: pub.Number, ours: Optional[Ours], cfg: d
         labels = matching_labels(cfg, cell)
         why = (f"no results of {', '.join(labels)} for {_where(cell)}" if labels
                else f"no method {_method(cell)} in this config")
-        return _head(cell, number) + ("—", "", "", "not run", why)
-    return _head(cell, number) + (f"{ours.mean:.2f} ± {ours.std:.2f}", str(ours.n),
-                                  f"{ours.mean - number.value:+.2f}", verdict(number, ours), ours.runs)
+        return _head(cell, number) + ("—", "", "", "", "not run", why)
+    side, judged = ours.side, judgement(number, ours)
+    spread = "" if side.spread is None else f" ± {side.spread:.2f}"
+    word = verdict(number, ours, cfg)
+    ran = "; ".join(describe(run_setup(cfg, ours.label, a)) for a in ours.arch.split(", "))
+    note = "; ".join(x for x in (ours.runs, ran, judged.advice if word == "inconclusive" else "",
+                                 f"the paper's: {describe(paper_setup(cell))}" if word == "stand-in" else "") if x)
+    return _head(cell, number) + (f"{side.mean:.2f}{spread}", str(side.n), judged.interval.text(),
+                                  f"{judged.margin:g}", word, note)
 
 
 def _where(cell: pub.Cell) -> str:
@@ -326,8 +412,8 @@ def _method(cell: pub.Cell) -> str:
 def _table_section(paper: pub.Paper, table: pub.Table, rows: list, results: list) -> list[str]:
     lines = [f"### {paper.name}/{table.name}", "", table.title, "", f"Published setup: {_setups(table, results)}", ""]
     if rows:
-        lines += ["| row | column | arch | published | ours | n | Δ | verdict | runs |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += ["| row | column | arch | published | ours | n | Δ [95 %] | margin | verdict | runs |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         lines += ["| " + " | ".join(_escape(x) for x in r) + " |" for r in rows] + [""]
     if results:
         lines += ["| claim | comparisons (ours) | verdict | paper |", "| --- | --- | --- | --- |"]

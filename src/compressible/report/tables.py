@@ -2,8 +2,8 @@
 
 When the config reproduces a published table that meets this one (see :mod:`.overlay`), each
 method row gets, beneath it, one smaller row per published row it reproduces: the paper's value
-(± its std where given) and Δ = ours − published, with † where Δ exceeds the reproduction
-report's tolerance. The paper's columns join ours (a dense column, levels we did not run), a
+(± its std where given) and Δ = ours − published, with † where the reproduction report's
+verdict is "deviates" (the 95 % interval of Δ lies outside the margin). The paper's columns join ours (a dense column, levels we did not run), a
 published cell with no result of ours reads "not run", and the paper's rows that this config
 does not train, or that it only cites, follow below a rule, marked so.
 """
