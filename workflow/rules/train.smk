@@ -7,7 +7,7 @@
 # whose set of inputs changed), and when the user forces jobs to run.
 import functools
 
-from compressible.launch import launcher
+from compressible.launch import gpu_claim, launcher
 
 from snakemake.io import IOFile
 from snakemake.logging import logger
@@ -95,6 +95,8 @@ rule train:
     log:
         EXPERIMENT.log("train/{arch}-{method}-s{seed}"),
     shell:
+        # each job its own GPU(s): Snakemake's gpu resource counts them, the claim picks which
+        gpu_claim(CFG.training.gpus, CFG.training.gpus_per_run, CFG.training.jobs_per_gpu) +
         "{params.launcher} train --config {input.config} --arch {wildcards.arch:q}"
         " --method {wildcards.method:q} --seed {wildcards.seed} --data {input.data}"
         " --out {output.checkpoint:q} --resume {params.resume:q} > {log:q} 2>&1"
