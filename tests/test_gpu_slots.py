@@ -14,9 +14,10 @@ import pytest
 
 from compressible.gpu_slots import claim, try_claim
 
-# the job: report the GPUs it was given, then hold them until told to finish
+# the job: report the GPUs it was given (whole, by a rename), then hold them until told to finish
 HOLD = ("import os, sys, time, pathlib; d = pathlib.Path(sys.argv[1]); "
-        "(d / f'{os.getpid()}.gpus').write_text(os.environ['CUDA_VISIBLE_DEVICES']); "
+        "t = d / f'{os.getpid()}.tmp'; t.write_text(os.environ['CUDA_VISIBLE_DEVICES']); "
+        "t.rename(d / f'{os.getpid()}.gpus'); "
         "[time.sleep(0.05) for _ in iter(lambda: (d / 'finish').exists(), True)]")
 
 
@@ -80,8 +81,9 @@ def test_a_failed_partial_claim_holds_nothing(tmp_path):
     held, fds = try_claim(tmp_path, ["0", "1"], 1, 1)
     assert held == ["0"]
     assert try_claim(tmp_path, ["0", "1"], 1, 2) == ([], [])
-    assert try_claim(tmp_path, ["0", "1"], 1, 1)[0] == ["1"]  # GPU 1's slot was not kept locked
-    for fd in fds:
+    again, more = try_claim(tmp_path, ["0", "1"], 1, 1)
+    assert again == ["1"]  # GPU 1's slot was not kept locked
+    for fd in fds + more:
         os.close(fd)
 
 
