@@ -199,3 +199,11 @@ def test_compiled_training_matches_eager_within_float_rounding(tmp_path, splits)
         if a[name].is_floating_point():
             gap = (a[name] - b[name]).norm() / a[name].norm().clamp_min(1e-12)
             assert gap < 1e-3, (name, float(gap))
+
+
+def test_deterministic_mode_leaves_new_tensors_unfilled():
+    """No NaN fill behind every empty_like/clone (a full write per allocation on CUDA)."""
+    from compressible.runtime import make_deterministic
+    make_deterministic(0)
+    assert torch.are_deterministic_algorithms_enabled()
+    assert torch.utils.deterministic.fill_uninitialized_memory is False

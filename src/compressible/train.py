@@ -107,6 +107,7 @@ class Trainer:
     resume: Path | None
     epoch_losses: list[float]  # mean training loss per finished epoch, the same on every process
     clock: EpochClock  # this process's epoch times, for the progress lines
+    saved: dict | None = None  # the resume state found at the start, until starting_position uses it
 
     def parts(self) -> dict:
         return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler}
@@ -125,7 +126,9 @@ def build_trainer(spec: RunSpec, data_path: str | Path, resume: str | Path | Non
     splits = load_splits(data_path, spec.dataset).to(processes.device)
     model = prepare_model(model_for(spec, splits), processes, training.sync_bn)
     optimizer = build_optimizer(spec, model)
-    learn_initialization(spec, model, optimizer, splits)  # SFW-Init; before DDP copies rank 0's weights
+    saved = load_state(resume, spec.hash()) if resume is not None else None
+    if saved is None:  # a resume state replaces SFW-Init's weights and scales: skip its 390+ steps
+        learn_initialization(spec, model, optimizer, splits)  # SFW-Init; before DDP copies rank 0's weights
     epoch_losses: list[float] = []
     scheduler = build_scheduler(spec, optimizer, len(splits.train_labels) // training.batch_size, epoch_losses)
     data_order = torch.Generator().manual_seed(spec.run.seed)
@@ -133,12 +136,12 @@ def build_trainer(spec: RunSpec, data_path: str | Path, resume: str | Path | Non
     if training.compile:
         net = torch.compile(net)  # the parameters stay ``model``'s: what is checkpointed
     return Trainer(spec, splits, model, net, optimizer, scheduler, data_order, processes,
-                   Path(resume) if resume is not None else None, epoch_losses, EpochClock(training.epochs))
+                   Path(resume) if resume is not None else None, epoch_losses, EpochClock(training.epochs), saved)
 
 
 def starting_position(t: Trainer) -> tuple[Position, list]:
     """The saved position and curves of this run, or the start of training."""
-    payload = load_state(t.resume, t.spec.hash()) if t.resume is not None else None
+    payload, t.saved = t.saved, None
     if payload is None:
         return Position(0, 0, t.data_order.get_state()), []
     position, curves = restore(payload, t.parts())

@@ -146,7 +146,7 @@ class StreamingSplits:
         self.num_classes, self.in_channels = len(index["classes"]), 3
         self.mean, self.std = tuple(index["mean"]), tuple(index["std"])
         self.image_size = index["image_size"]
-        self.workers = min(8, os.cpu_count() or 1) if workers is None else workers
+        self.workers = min(8, len(os.sched_getaffinity(0))) if workers is None else workers
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
