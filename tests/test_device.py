@@ -207,3 +207,15 @@ def test_deterministic_mode_leaves_new_tensors_unfilled():
     make_deterministic(0)
     assert torch.are_deterministic_algorithms_enabled()
     assert torch.utils.deterministic.fill_uninitialized_memory is False
+
+
+def test_tf32_is_explicit_and_its_default_keeps_the_run_hashes():
+    from compressible.device import use_tf32
+    for enabled in (False, True):
+        use_tf32(enabled)
+        assert torch.backends.cudnn.allow_tf32 is enabled and torch.backends.cuda.matmul.allow_tf32 is enabled
+    run = spec(SGD)
+    assert run.training.tf32 is True and "tf32" not in run.hashed()["training"]  # as before the setting
+    off = dataclasses.replace(run, training=dataclasses.replace(run.training, tf32=False))
+    assert off.hashed()["training"]["tf32"] is False and off.hash() != run.hash()
+    assert describe(torch.device("cpu"), "fp32", False).get("tf32") is None  # recorded where it applies: CUDA

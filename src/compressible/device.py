@@ -74,13 +74,23 @@ def resolve_device(requested: str) -> torch.device:
     return _use(torch.device("cuda", index))
 
 
-def describe(device: torch.device, precision: str = "fp32") -> dict:
-    """Provenance of the computation: device, GPU model, CUDA and cuDNN versions, precision."""
+def use_tf32(enabled: bool) -> None:
+    """``training.tf32``: fp32 convolutions (cuDNN) and matmuls (cuBLAS) on TF32 tensor cores, or
+    not, set explicitly rather than left to the PyTorch version. The papers' runs (2021-2022,
+    PyTorch 1.7-1.11) had TF32 on for both by default on Ampere GPUs (cuDNN's is still on;
+    matmul's turned off in 1.12); on V100s or CPUs the setting changes nothing."""
+    torch.backends.cudnn.allow_tf32 = enabled
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+
+
+def describe(device: torch.device, precision: str = "fp32", tf32: bool = True) -> dict:
+    """Provenance of the computation: device, GPU model, CUDA and cuDNN versions, precision
+    (on CUDA with whether fp32 ran on TF32 tensor cores)."""
     info = {"type": device.type, "name": str(device), "precision": precision,
             "torch": torch.__version__, "threads": torch.get_num_threads()}
     if device.type == "cuda":
         info.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
-                    cudnn=torch.backends.cudnn.version())
+                    cudnn=torch.backends.cudnn.version(), tf32=tf32)
     return info
 
 

@@ -27,7 +27,7 @@ from .bn import frozen_bn_stats
 from .checkpoint import save_checkpoint
 from .compress.prunable import prunable_parameters
 from .data import ImageSplits, load_splits, train_batches
-from .device import autocast, describe, memory_format
+from .device import autocast, describe, memory_format, use_tf32
 from .distributed import Processes, agree, barrier, prepare_model, setup, shard, teardown, wrap
 from .divergence import check_finite
 from .progress import EpochClock, step_bar
@@ -209,7 +209,7 @@ def finish(t: Trainer, checkpoint: str | Path, curves: list, elapsed: float) -> 
     # the checkpoint rebuilds its model from name and width (the pretrained file is not needed)
     arch = {"name": spec.arch.name, "width": spec.arch.width}
     save_checkpoint(t.model, arch, splits.num_classes, splits.in_channels, checkpoint)
-    device = describe(t.processes.device, spec.training.precision)
+    device = describe(t.processes.device, spec.training.precision, spec.training.tf32)
     device.update(processes=t.processes.world, compiled=spec.training.compile)
     info = provenance(spec.as_dict(), spec.run.seed, elapsed, device)
     info.update(run=spec.run.identity(), curves=curves, final_test_accuracy=curves[-1]["test_accuracy"])
@@ -229,6 +229,7 @@ def train_run(spec: RunSpec, data_path: str | Path, checkpoint: str | Path,
     """
     start = time.perf_counter()
     make_deterministic(spec.run.seed, spec.training.threads)
+    use_tf32(spec.training.tf32)
     t = build_trainer(spec, data_path, resume)
     try:
         position, curves = starting_position(t)
