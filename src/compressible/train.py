@@ -26,7 +26,7 @@ from torch import nn
 from .bn import frozen_bn_stats
 from .checkpoint import save_checkpoint
 from .compress.prunable import prunable_parameters
-from .data import ImageSplits, load_splits, train_batches
+from .data import ImageSplits, StreamingSplits, load_splits, train_batches
 from .device import autocast, describe, memory_format, use_tf32
 from .distributed import Processes, agree, barrier, prepare_model, setup, shard, teardown, wrap
 from .divergence import check_finite
@@ -129,6 +129,9 @@ def build_trainer(spec: RunSpec, data_path: str | Path, resume: str | Path | Non
     saved = load_state(resume, spec.hash()) if resume is not None else None
     if saved is None:  # a resume state replaces SFW-Init's weights and scales: skip its 390+ steps
         learn_initialization(spec, model, optimizer, splits)  # SFW-Init; before DDP copies rank 0's weights
+    if processes.distributed and isinstance(splits, StreamingSplits):  # decode only this process's shard
+        splits = splits.sharded(processes.rank, processes.world)
+        processes = dataclasses.replace(processes, presharded=True)
     epoch_losses: list[float] = []
     scheduler = build_scheduler(spec, optimizer, len(splits.train_labels) // training.batch_size, epoch_losses)
     data_order = torch.Generator().manual_seed(spec.run.seed)
