@@ -407,3 +407,16 @@ def test_schema_accepts_the_dataset_and_arch_keys_and_rejects_others():
                              ({"name": "cifar10", "resize": 4}, "dataset.*resize")):
         with pytest.raises(ConfigError, match=message):
             validate_config(dict(raw, dataset=dataset))
+
+
+def test_streamed_ddp_processes_decode_only_their_shard_of_each_global_batch(tmp_path):
+    """The shards of processes 0 and 1, side by side, are the global batches (same images, crops,
+    flips, labels), each process's batches half as large: it decodes only its own images."""
+    write_image_folder(tmp_path / "images")
+    splits = build_splits(folder_cfg(tmp_path / "images"))
+    whole = list(splits.train_batches(4, torch.Generator().manual_seed(3)))
+    parts = [list(splits.sharded(rank, 2).train_batches(4, torch.Generator().manual_seed(3))) for rank in (0, 1)]
+    assert len(whole) == len(parts[0]) == len(parts[1]) == 3
+    for (x, y), (x0, y0), (x1, y1) in zip(whole, *parts):
+        assert x0.shape == (2, 3, 32, 32)
+        assert torch.equal(torch.cat([x0, x1]), x) and torch.equal(torch.cat([y0, y1]), y)

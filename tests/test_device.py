@@ -199,3 +199,23 @@ def test_compiled_training_matches_eager_within_float_rounding(tmp_path, splits)
         if a[name].is_floating_point():
             gap = (a[name] - b[name]).norm() / a[name].norm().clamp_min(1e-12)
             assert gap < 1e-3, (name, float(gap))
+
+
+def test_deterministic_mode_leaves_new_tensors_unfilled():
+    """No NaN fill behind every empty_like/clone (a full write per allocation on CUDA)."""
+    from compressible.runtime import make_deterministic
+    make_deterministic(0)
+    assert torch.are_deterministic_algorithms_enabled()
+    assert torch.utils.deterministic.fill_uninitialized_memory is False
+
+
+def test_tf32_is_explicit_and_its_default_keeps_the_run_hashes():
+    from compressible.device import use_tf32
+    for enabled in (False, True):
+        use_tf32(enabled)
+        assert torch.backends.cudnn.allow_tf32 is enabled and torch.backends.cuda.matmul.allow_tf32 is enabled
+    run = spec(SGD)
+    assert run.training.tf32 is True and "tf32" not in run.hashed()["training"]  # as before the setting
+    off = dataclasses.replace(run, training=dataclasses.replace(run.training, tf32=False))
+    assert off.hashed()["training"]["tf32"] is False and off.hash() != run.hash()
+    assert describe(torch.device("cpu"), "fp32", False).get("tf32") is None  # recorded where it applies: CUDA

@@ -193,3 +193,19 @@ def test_a_stop_signal_saves_mid_epoch_and_the_rerun_continues_exactly(job, unin
     rc, log = finish(start(job, workdir))
     assert rc == 0 and f"epoch 2, step {position['step']} from" in log, log
     assert_same_run(workdir, uninterrupted)
+
+
+def test_the_rng_state_holds_the_current_device_only():
+    """One CUDA generator state (the job's device), so a resume that sees fewer GPUs restores it;
+    none when CUDA was not used (every CPU run)."""
+    from compressible.training.resume import rng_state, set_rng_state
+    if not torch.cuda.is_initialized():
+        assert rng_state()["cuda"] == []
+    if not torch.cuda.is_available():
+        pytest.skip("the CUDA half needs a CUDA device (torch.cuda.is_available() is False)")
+    torch.zeros(1, device="cuda")  # CUDA in use, as in a CUDA run
+    state = rng_state()
+    assert len(state["cuda"]) == 1
+    want = torch.rand(4, device="cuda")
+    set_rng_state(state)
+    assert torch.equal(torch.rand(4, device="cuda"), want)

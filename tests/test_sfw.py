@@ -404,3 +404,19 @@ def test_new_options_at_their_neutral_values_keep_the_run_hash():
     assert Experiment(validate_config(copy.deepcopy(raw))).spec(Run("resnet20", "SFW", 0)).hash() == before
     sfw["params"].update(constraint_scope="global")
     assert Experiment(validate_config(raw)).spec(Run("resnet20", "SFW", 0)).hash() != before
+
+
+@pytest.mark.parametrize("shape", [(16, 8, 3, 3), (64, 4, 1, 1), (10, 64)])
+def test_the_gram_prox_equals_the_exact_svd_prox(shape):
+    """Against U max(S - t, 0) V^T from a full float64 SVD: random weights, wide and tall, and a
+    rank-deficient one (exact zero singular values must stay zero, not turn into noise)."""
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(*shape, generator=g)
+    low = (torch.randn(shape[0], 3, generator=g) @ torch.randn(3, as_matrix(w).shape[1], generator=g)).view(shape)
+    for weight in (w, low):
+        u, s, vh = torch.linalg.svd(as_matrix(weight).double(), full_matrices=False)
+        for t in (0.0, float(s[1]) / 2, float(s[0]) * 2):
+            want = ((u * (s - t).clamp_min(0)) @ vh).view(shape)
+            got = singular_value_soft_threshold(weight, t)
+            assert got.dtype == weight.dtype
+            assert torch.allclose(got.double(), want, atol=1e-6 * float(s[0]), rtol=0)  # float32 output rounding

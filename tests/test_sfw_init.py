@@ -168,8 +168,9 @@ def test_a_run_with_sfw_init_is_deterministic(tmp_path):
     assert (tmp_path / "a" / "run.pt").read_bytes() == (tmp_path / "b" / "run.pt").read_bytes()
 
 
-def test_a_run_resumed_after_its_first_epoch_writes_the_same_checkpoint(tmp_path, capsys):
-    """On a resume SFW-Init runs again, and the saved weights then replace its result."""
+def test_a_run_resumed_after_its_first_epoch_writes_the_same_checkpoint(tmp_path, capsys, monkeypatch):
+    """On a resume SFW-Init is skipped (the saved weights and scales would replace its result) and
+    the checkpoint is the uninterrupted run's."""
     save_prepared(synthetic_splits(), tmp_path / "data.pt")
     run = spec(SFW_INIT, epochs=2)
     train_run(run, tmp_path / "data.pt", tmp_path / "a" / "run.pt")
@@ -179,8 +180,12 @@ def test_a_run_resumed_after_its_first_epoch_writes_the_same_checkpoint(tmp_path
     run_epoch(first, position, StopRequest(), curves)
     end_epoch(first, position, curves)  # saves the state at the start of epoch 2, then "dies"
     capsys.readouterr()
+    ran = []  # SFW-Init's own function, counted: it must not run when a resume state exists
+    monkeypatch.setattr("compressible.optim.sfw_init.sfw_init", lambda *a: ran.append(1) or sfw_init(*a))
     train_run(run, tmp_path / "data.pt", tmp_path / "b" / "run.pt", resume=tmp_path / "resume.pt")
-    assert "resume: run resnet20-SFW-s0, epoch 2" in capsys.readouterr().out
+    assert "resume: run resnet20-SFW-s0, epoch 2" in capsys.readouterr().out and ran == []
+    train_run(run, tmp_path / "data.pt", tmp_path / "c" / "run.pt", resume=tmp_path / "none.pt")
+    assert ran == [1]  # without a resume state it runs (the counter counts)
     assert (tmp_path / "a" / "run.pt").read_bytes() == (tmp_path / "b" / "run.pt").read_bytes()
 
 

@@ -61,6 +61,7 @@ class Training:
     precision: str  # fp32 | bf16 (autocast)
     compile: bool  # torch.compile the trained model
     jobs_per_gpu: int  # jobs sharing one GPU of the workstation's --resources gpu=N
+    tf32: bool = True  # TF32 tensor cores for fp32 convolutions and matmuls on CUDA (device.py)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from .compress.distance import relative_distance
 from .compress.prunable import prunable_parameters
 from .config import BNT, Config
 from .data import ImageSplits, calibration_batches, load_splits, test_batches
-from .device import describe, resolve_device
+from .device import describe, resolve_device, use_tf32
 from .progress import clock
 from .provenance import provenance, write_json_atomic
 from .registry import COMPRESSORS
@@ -88,6 +88,7 @@ def oneshot_run(cfg: Config, run: Run, checkpoint: str | Path, data_path: str | 
     """Evaluate ``checkpoint`` under ``operator`` at every configured level; one JSON file."""
     start = time.perf_counter()
     make_deterministic(run.seed, cfg.training.threads)
+    use_tf32(cfg.training.tf32)
     device = resolve_device(cfg.training.device)  # compression, evaluation and BNT all run there
     splits = load_splits(data_path, cfg.dataset).to(device)
     dense = load_checkpoint(checkpoint).to(device)
@@ -104,5 +105,5 @@ def oneshot_run(cfg: Config, run: Run, checkpoint: str | Path, data_path: str | 
         "run": run.identity(), "experiment": cfg.experiment, "dataset": cfg.dataset["name"],
         "checkpoint": str(checkpoint), "operator": operator, "prunable": prunable,
         "dense": {"accuracy": dense_acc, "loss": dense_loss}, "levels": levels,
-        "provenance": provenance(cfg.resolved, run.seed, time.perf_counter() - start, describe(device)),
+        "provenance": provenance(cfg.resolved, run.seed, time.perf_counter() - start, describe(device, tf32=cfg.training.tf32)),
     })

@@ -14,6 +14,9 @@ def make_deterministic(seed: int, threads: int | None = None) -> None:
     # warn_only: every CPU kernel used here is deterministic; on CUDA a few (kthvalue for the
     # Top-K threshold) have no deterministic variant and should warn, not abort a run.
     torch.use_deterministic_algorithms(True, warn_only=True)
+    # use_deterministic_algorithms also fills every new empty tensor with NaN on CUDA (a write
+    # behind each empty_like/clone); every tensor here is written before it is read, so off.
+    torch.utils.deterministic.fill_uninitialized_memory = False
     torch.backends.cudnn.benchmark = False
     if threads:
         torch.set_num_threads(threads)

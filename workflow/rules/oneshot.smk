@@ -11,10 +11,11 @@ rule oneshot:
         settings=oneshot_settings,
     threads: CFG.training.threads
     resources:
-        gpu=CFG.training.gpus,
+        gpu=min(CFG.training.gpus, 1),  # one process, one device, whatever training.gpus says
     log:
         EXPERIMENT.log("oneshot/{arch}-{method}-s{seed}-{operator}"),
     shell:
+        gpu_claim(CFG.training.gpus, 1, CFG.training.jobs_per_gpu) +
         "python -m compressible oneshot --config {input.config} --checkpoint {input.checkpoint:q}"
         " --data {input.data} --arch {wildcards.arch:q} --method {wildcards.method:q}"
         " --seed {wildcards.seed} --operator {wildcards.operator} --out {output:q} > {log:q} 2>&1"

@@ -4,7 +4,7 @@
 # only asks Snakemake what they need (a record of the job, forced runs) and logs.
 import functools
 
-from compressible.training.launch import launcher
+from compressible.training.launch import gpu_claim, launcher
 
 from snakemake.io import IOFile
 from snakemake.logging import logger
@@ -70,6 +70,8 @@ rule train:
     log:
         EXPERIMENT.log("train/{arch}-{method}-s{seed}"),
     shell:
+        # each job its own GPU(s): Snakemake's gpu resource counts them, the claim picks which
+        gpu_claim(CFG.training.gpus, CFG.training.gpus_per_run, CFG.training.jobs_per_gpu) +
         "{params.launcher} train --config {input.config} --arch {wildcards.arch:q}"
         " --method {wildcards.method:q} --seed {wildcards.seed} --data {input.data}"
         " --out {output.checkpoint:q} --resume {params.resume:q} > {log:q} 2>&1"

@@ -146,7 +146,8 @@ class StreamingSplits:
         self.num_classes, self.in_channels = len(index["classes"]), 3
         self.mean, self.std = tuple(index["mean"]), tuple(index["std"])
         self.image_size = index["image_size"]
-        self.workers = min(8, os.cpu_count() or 1) if workers is None else workers
+        self.workers = min(8, len(os.sched_getaffinity(0))) if workers is None else workers
+        self.process_shard = (0, 1)  # (rank, world): which part of each global batch is decoded here
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -160,6 +161,13 @@ class StreamingSplits:
                 index[f"{split}_paths"] = "\n".join(getattr(self, f"{split}_paths")[:n])
                 index[f"{split}_labels"] = index[f"{split}_labels"][:n]
         return StreamingSplits(index, self.workers)
+
+    def sharded(self, rank: int, world: int) -> "StreamingSplits":
+        """Under DDP: training batches hold only process ``rank``'s contiguous part of each global
+        batch (distributed.shard's part), so each process decodes 1/world of the images."""
+        copy = StreamingSplits(self.index, self.workers)
+        copy.process_shard = (rank, world)
+        return copy
 
     def to(self, device: torch.device) -> "StreamingSplits":
         """Streamed batches stay where the loader's workers put them (pinned host memory on a
@@ -190,7 +198,11 @@ class StreamingSplits:
         order = torch.randperm(n, generator=generator).tolist()
         seeds = torch.randint(0, 2**62, (n,), generator=generator).tolist()
         items = [(i, s if augmented else None) for i, s in zip(order, seeds)]
-        yield from self._loader("train", items, batch_size, drop_last=True)
+        rank, world = self.process_shard
+        local = batch_size // world  # the same order and seeds on every process; each takes its part
+        mine = [item for start in range(0, n - batch_size + 1, batch_size)
+                for item in items[start + rank * local:start + (rank + 1) * local]]
+        yield from self._loader("train", mine, local, drop_last=True)
 
     def test_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         yield from self._loader("test", [(i, None) for i in range(len(self.test_labels))], batch_size, False)

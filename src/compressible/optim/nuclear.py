@@ -6,20 +6,31 @@ lr * lambda ||.||_* soft-thresholds the singular values:
 
     W <- U diag(max(sigma - lr * lambda, 0)) V^T.
 
-This needs a full SVD of every regularized weight at every step, which is the cost the
-spectral-k-support LMO (top-k triplets only, Lemma 3.1) avoids.
+This needs the whole spectrum of every regularized weight at every step, which is the cost the
+spectral-k-support LMO (top-k triplets only, Lemma 3.1) avoids. It is computed from the Gram
+matrix of the smaller side (c_out x c_out for a conv): with M M^T = U diag(sigma^2) U^T,
+U diag(max(sigma - t, 0)) V^T = U diag(max(1 - t/sigma, 0)) U^T M, one small eigendecomposition
+and two products instead of an SVD of the c_out x (c_in*kh*kw) matrix.
 """
 from __future__ import annotations
 
 import torch
 
-from ..compress.matrices import as_matrix, svd
+from ..compress.matrices import TINY, as_matrix
 
 
 def singular_value_soft_threshold(weight: torch.Tensor, threshold: float) -> torch.Tensor:
-    """prox of threshold * ||.||_* at ``weight`` (seen as a matrix), same shape as ``weight``."""
-    u, s, vh = svd(as_matrix(weight))
-    return ((u * (s - threshold).clamp_min(0)) @ vh).view_as(weight).to(weight.dtype)
+    """prox of threshold * ||.||_* at ``weight`` (seen as a matrix), same shape as ``weight``;
+    in float64 through the Gram matrix of the smaller side (see the module's docstring)."""
+    m = as_matrix(weight).double()
+    wide = m.shape[0] <= m.shape[1]
+    side = m if wide else m.T
+    evals, u = torch.linalg.eigh(side @ side.T)
+    sigma = evals.clamp_min(0).sqrt()
+    # directions with sigma <= threshold are dropped whatever their (inexact) sigma
+    shrink = torch.where(sigma > max(threshold, TINY), 1 - threshold / sigma.clamp_min(TINY), 0.0)
+    out = (u * shrink) @ (u.T @ side)
+    return (out if wide else out.T).reshape(weight.shape).to(weight.dtype)
 
 
 class NuclearProxSGD(torch.optim.SGD):

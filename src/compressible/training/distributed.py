@@ -24,6 +24,7 @@ class Processes:
     rank: int
     world: int
     device: torch.device
+    presharded: bool = False  # training batches arrive as this process's shard (streamed folders)
 
     @property
     def writer(self) -> bool:
@@ -82,8 +83,9 @@ def wrap(model: nn.Module, processes: Processes) -> nn.Module:
 
 
 def shard(x: torch.Tensor, y: torch.Tensor, processes: Processes) -> tuple[torch.Tensor, torch.Tensor]:
-    """This process's contiguous part of a global batch, on its device."""
-    if not processes.distributed:
+    """This process's contiguous part of a global batch, on its device (streamed batches come
+    already cut: StreamingSplits.sharded)."""
+    if not processes.distributed or processes.presharded:
         return x, y
     size = len(y) // processes.world
     part = slice(processes.rank * size, (processes.rank + 1) * size)

@@ -34,8 +34,8 @@ from torch import nn
 from ..bn import frozen_bn_stats
 from ..checkpoint import save_checkpoint
 from ..compress.prunable import prunable_parameters
-from ..data import ImageSplits, load_splits, train_batches
-from ..device import autocast, describe, memory_format
+from ..data import ImageSplits, StreamingSplits, load_splits, train_batches
+from ..device import autocast, describe, memory_format, use_tf32
 from .distributed import Processes, agree, barrier, prepare_model, setup, shard, teardown, wrap
 from .divergence import LossWatch
 from ..progress import EpochClock, step_bar
@@ -115,6 +115,7 @@ class Trainer:
     resume: Path | None
     epoch_losses: list[float]  # mean training loss per finished epoch, the same on every process
     clock: EpochClock  # this process's epoch times, for the progress lines
+    saved: dict | None = None  # the resume state found at the start, until starting_position uses it
 
     def parts(self) -> dict:
         return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler}
@@ -147,8 +148,13 @@ def build_trainer(spec: RunSpec, data_path: str | Path, resume: str | Path | Non
     splits = load_splits(data_path, spec.dataset).to(processes.device)
     model = prepare_model(model_for(spec, splits), processes, training.sync_bn)
     optimizer = build_optimizer(spec, model)
-    # SFW-Init (when the method asks for it); before DDP copies rank 0's weights
-    learn_initialization(model, optimizer, init_batches(splits, training.batch_size, spec.run.seed, training.augment))
+    saved = load_state(resume, spec.hash()) if resume is not None else None
+    if saved is None:  # a resume state replaces SFW-Init's weights and scales: skip its 390+ steps
+        # SFW-Init (when the method asks for it); before DDP copies rank 0's weights
+        learn_initialization(model, optimizer, init_batches(splits, training.batch_size, spec.run.seed, training.augment))
+    if processes.distributed and isinstance(splits, StreamingSplits):  # decode only this process's shard
+        splits = splits.sharded(processes.rank, processes.world)
+        processes = dataclasses.replace(processes, presharded=True)
     epoch_losses: list[float] = []
     scheduler = build_scheduler(spec, optimizer, len(splits.train_labels) // training.batch_size, epoch_losses)
     data_order = torch.Generator().manual_seed(spec.run.seed)
@@ -156,12 +162,12 @@ def build_trainer(spec: RunSpec, data_path: str | Path, resume: str | Path | Non
     if training.compile:
         net = torch.compile(net)  # the parameters stay ``model``'s: what is checkpointed
     return Trainer(spec, splits, model, net, optimizer, scheduler, data_order, processes,
-                   Path(resume) if resume is not None else None, epoch_losses, EpochClock(training.epochs))
+                   Path(resume) if resume is not None else None, epoch_losses, EpochClock(training.epochs), saved)
 
 
 def starting_position(t: Trainer) -> tuple[Position, list]:
     """The saved position and curves of this run, or the start of training."""
-    payload = load_state(t.resume, t.spec.hash()) if t.resume is not None else None
+    payload, t.saved = t.saved, None
     if payload is None:
         return Position(0, 0, t.data_order.get_state()), []
     position, curves = restore(payload, t.parts())
@@ -231,7 +237,7 @@ def finish(t: Trainer, checkpoint: str | Path, curves: list, elapsed: float) -> 
     # the checkpoint rebuilds its model from name and width (the pretrained file is not needed)
     arch = {"name": spec.arch.name, "width": spec.arch.width}
     save_checkpoint(t.model, arch, splits.num_classes, splits.in_channels, checkpoint)
-    device = describe(t.processes.device, spec.training.precision)
+    device = describe(t.processes.device, spec.training.precision, spec.training.tf32)
     device.update(processes=t.processes.world, compiled=spec.training.compile)
     info = provenance(spec.as_dict(), spec.run.seed, elapsed, device)
     info.update(run=spec.run.identity(), curves=curves, final_test_accuracy=curves[-1]["test_accuracy"])
@@ -251,6 +257,7 @@ def train_run(spec: RunSpec, data_path: str | Path, checkpoint: str | Path,
     """
     start = time.perf_counter()
     make_deterministic(spec.run.seed, spec.training.threads)
+    use_tf32(spec.training.tf32)
     t = build_trainer(spec, data_path, resume)
     try:
         position, curves = starting_position(t)

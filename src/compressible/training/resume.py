@@ -49,7 +49,8 @@ def rng_state() -> dict:
     numpy_state = np.random.get_state(legacy=False)
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        # this process's device only: a resume may see fewer GPUs (another node, another slot)
+        "cuda": [torch.cuda.get_rng_state()] if torch.cuda.is_initialized() else [],
         "numpy": {"key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
                   "pos": numpy_state["state"]["pos"], "has_gauss": numpy_state["has_gauss"],
                   "gauss": numpy_state["gauss"]},
@@ -60,7 +61,7 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state(state["cuda"][0])  # the current device's (rng_state saves one)
     n = state["numpy"]
     np.random.set_state({"bit_generator": "MT19937", "has_gauss": n["has_gauss"], "gauss": n["gauss"],
                          "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]}})
