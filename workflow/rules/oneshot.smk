@@ -15,6 +15,6 @@ rule oneshot:
     log:
         EXPERIMENT.log("oneshot/{arch}-{method}-s{seed}-{operator}"),
     shell:
-        "python -m compressible oneshot --config {input.config} --checkpoint {input.checkpoint:q}"
+        "{PYTHON} -m compressible oneshot --config {input.config} --checkpoint {input.checkpoint:q}"
         " --data {input.data} --arch {wildcards.arch:q} --method {wildcards.method:q}"
         " --seed {wildcards.seed} --operator {wildcards.operator} --out {output:q} > {log:q} 2>&1"

@@ -95,6 +95,6 @@ rule train:
     log:
         EXPERIMENT.log("train/{arch}-{method}-s{seed}"),
     shell:
-        "{params.launcher} train --config {input.config} --arch {wildcards.arch:q}"
+        "{PYTHON} {params.launcher} train --config {input.config} --arch {wildcards.arch:q}"
         " --method {wildcards.method:q} --seed {wildcards.seed} --data {input.data}"
         " --out {output.checkpoint:q} --resume {params.resume:q} > {log:q} 2>&1"
