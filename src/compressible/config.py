@@ -62,6 +62,7 @@ class Training:
     precision: str  # fp32 | bf16 (autocast)
     compile: bool  # torch.compile the trained model
     jobs_per_gpu: int  # jobs sharing one GPU of the workstation's --resources gpu=N
+    schedule_loss: str = "epoch_mean"  # or last_batch: the epoch loss sfw_dynamic compares
 
 
 @dataclass(frozen=True)

@@ -139,11 +139,13 @@ def sfw_param_groups(model: nn.Module, *, constraint: str, constrain: str, k, k_
     if init_norm_key not in INIT_NORM_KEYS:
         raise ParamError("init_norm_key", f"init_norm_key must be one of {INIT_NORM_KEYS}, got {init_norm_key!r}")
     if constraint_scope not in CONSTRAINT_SCOPES:
-        raise ParamError("constraint_scope", f"constraint_scope must be one of {CONSTRAINT_SCOPES}, got {constraint_scope!r}")
+        raise ParamError("constraint_scope",
+                         f"constraint_scope must be one of {CONSTRAINT_SCOPES}, got {constraint_scope!r}")
     sizing = dict(k=k, k_min=k_min, radius_mode=radius_mode, radius=radius, diameter=diameter, tau=tau)
     if constraint_scope == "global":
         if init_norm_key != "parameter":
-            raise ParamError("init_norm_key", "init_norm_key 'shape' keys per-tensor radii; constraint_scope 'global' has one radius")
+            raise ParamError("init_norm_key",
+                             "init_norm_key 'shape' keys per-tensor radii; constraint_scope 'global' has one radius")
         return _global_groups(model, constraint, constrain, sizing, seed, init_samples)
     norms = {}
     if radius_mode == "initialization":
@@ -204,7 +206,7 @@ def build_sfw(model: nn.Module, prunable: list, *, seed: int, lr: float = 0.1, m
               steps_per_epoch: int = 0, init: str = "default", init_iterations: int = 390,
               init_lr: float = 1e-3, init_min_scale: float = 0.01, init_bias_min_scale: float = 0.0,
               init_grad_clip: float = 1.0, init_samples: int = 100, init_norm_key: str = "parameter",
-              constraint_scope: str = "layer", delay_k_restore: str = "none") -> SFW:
+              constraint_scope: str = "layer", delay_k_restore: str = "none", feasible_start: bool = True) -> SFW:
     """Stochastic Frank-Wolfe over every parameter of ``model`` (``prunable`` is not needed:
     the papers constrain all tensors; compression is chosen after training).
 
@@ -216,6 +218,10 @@ def build_sfw(model: nn.Module, prunable: list, *, seed: int, lr: float = 0.1, m
     ``constraint_scope`` "global" puts one set over all tensors of a constraint kind (K, radius
     and diameter of the whole); ``delay_k_restore`` "rescale" brings the iterate into the set
     when the delayed-K phase ends (both: compression-aware SFW's code; see ``sfw.py``).
+    ``feasible_start`` false starts from the initialization as it is, feasible or not: compression-
+    aware SFW's code makes the start feasible only under its ``fixed_init`` option (with shape-
+    keyed radii a 512-channel BN weight, norm sqrt(512) = 22.6, starts outside its radius tau);
+    the Frank-Wolfe steps, convex combinations with points of the set, then move it towards it.
     """
     if weight_decay != 0:
         raise ParamError("weight_decay", "SFW takes no weight decay: the constraint is the regularizer")
@@ -227,7 +233,8 @@ def build_sfw(model: nn.Module, prunable: list, *, seed: int, lr: float = 0.1, m
                               radius_mode=radius_mode, radius=radius, diameter=diameter, tau=tau,
                               seed=seed, init_samples=init_samples, init_norm_key=init_norm_key,
                               constraint_scope=constraint_scope)
-    shift_inside(groups)
+    if feasible_start:
+        shift_inside(groups)
     optimizer = SFW(groups, lr=lr, momentum=momentum, momentum_style=momentum_style, rescale=rescale,
                     delay_k_steps=_delay_steps(delay_k_steps, delay_k_epochs, steps_per_epoch),
                     delay_k_restore=delay_k_restore)
