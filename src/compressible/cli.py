@@ -49,18 +49,23 @@ def cmd_prepare(args) -> None:
 
 
 def cmd_train(args) -> None:
+    from . import numerics
     from .train import train_run
 
     spec = Experiment(read_config(args.config)).spec(_run(args))
+    numerics.enter(spec.training.numerics, args.relaunch)
     info = train_run(spec, args.data, args.out, args.resume)
     if info:  # processes other than 0 of a torchrun launch write nothing
         print(f"{args.out}: test accuracy {info['final_test_accuracy']:.2f}% in {info['wall_time_s']:.1f}s")
 
 
 def cmd_oneshot(args) -> None:
+    from . import numerics
     from .evaluate import oneshot_run
 
-    oneshot_run(read_config(args.config), _run(args), args.checkpoint, args.data, args.operator, args.out)
+    cfg = read_config(args.config)
+    numerics.enter(cfg.training.numerics, args.relaunch)
+    oneshot_run(cfg, _run(args), args.checkpoint, args.data, args.operator, args.out)
 
 
 def cmd_aggregate(args) -> None:
@@ -207,6 +212,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.relaunch = argv is None  # this process is `python -m compressible ...` (see numerics.py)
     try:
         args.func(args)
     except ConfigError as err:

@@ -63,6 +63,7 @@ class Training:
     compile: bool  # torch.compile the trained model
     jobs_per_gpu: int  # jobs sharing one GPU of the workstation's --resources gpu=N
     schedule_loss: str = "epoch_mean"  # or last_batch: the epoch loss sfw_dynamic compares
+    numerics: str = "fast"  # or portable: the same CPU bytes on every x86-64 machine (numerics.py)
 
 
 @dataclass(frozen=True)
