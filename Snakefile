@@ -5,13 +5,13 @@
 #   snakemake --cores all --configfile configs/<paper>.yaml # any other experiment
 #   snakemake --profile workflow/profiles/slurm --configfile configs/<paper>.yaml   # on a SLURM cluster
 
-import yaml
+from compressible import strict_yaml
 
 # With no --configfile, the embedded default. (Not the `configfile:` directive: Snakemake would
 # deep-merge the default into every other config, leaking keys such as report settings.)
 if not config:
     with open("configs/default.yaml") as handle:
-        config.update(yaml.safe_load(handle))
+        config.update(strict_yaml.load(handle))  # a key given twice is refused
 
 include: "workflow/rules/common.smk"     # config validation, paths, helpers
 include: "workflow/rules/data.smk"       # prepare_data: dataset -> resources/data/<dataset>.pt

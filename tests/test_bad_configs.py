@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compressible.config import ConfigError, load_config, validate_config
+from compressible.config import ConfigError, load_config, read_yaml, validate_config
 
 TINY = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml").read_text())
 SFW = {"label": "SFW", "name": "sfw", "params": {"lr": 1.0, "constraint": "k_sparse", "k": "5%"}}
@@ -63,7 +63,7 @@ BAD = [
     ("mask_every 0", cram(mask_every=0), "methods.1.params.mask_every"),
     ("mask_every fractional", cram(mask_every=1.5), "methods.1.params.mask_every"),
     ("sparse_grad a string", cram(sparse_grad="true"), "methods.1.params.sparse_grad"),
-    ("dense ends with global scope", cram(dense_first_last=True), "dense_first_last"),
+    ("dense ends with global scope", cram(dense_first_last=True), "methods.1.params.dense_first_last': dense"),
     ("unknown cram key", cram(sparsity=0.5), "methods.1.params"),
     ("nm pattern reversed", with_method(NM, patterns=["4:2"]), "methods.2.params.patterns"),
     ("nm pattern unquoted", with_method(NM, patterns=[124]), "methods.2.params.patterns"),
@@ -83,16 +83,20 @@ BAD = [
     ("sfw radius mode typo", with_method(SFW, radius_mode="init"), "methods.2.params.radius_mode"),
     ("sfw momentum style typo", with_method(SFW, momentum_style="nesterov"), "methods.2.params.momentum_style"),
     ("sfw constrain typo", with_method(SFW, constrain="some"), "methods.2.params.constrain"),
-    ("sfw weight decay", with_method(SFW, weight_decay=5e-4), "weight decay"),
+    ("sfw weight decay", with_method(SFW, weight_decay=5e-4),
+     "methods.2.params.weight_decay': SFW takes no weight decay"),
     ("sfw tau zero", with_method(SFW, tau=0), "methods.2.params.tau"),
     ("sfw init typo", with_method(SFW, init="gradinit"), "methods.2.params.init"),
-    ("sfw both delays", with_method(SFW, delay_k_steps=5, delay_k_epochs=1, steps_per_epoch=8), "not both"),
-    ("sfw delay epochs alone", with_method(SFW, delay_k_epochs=1), "steps_per_epoch"),
+    ("sfw both delays", with_method(SFW, delay_k_steps=5, delay_k_epochs=1, steps_per_epoch=8),
+     "methods.2.params.delay_k_epochs': give delay_k_steps or delay_k_epochs, not both"),
+    ("sfw delay epochs alone", with_method(SFW, delay_k_epochs=1),
+     "methods.2.params.delay_k_epochs': delay_k_epochs needs steps_per_epoch"),
     ("sfw init lr negative", with_method(SFW, init_lr=-1e-3), "methods.2.params.init_lr"),
     ("sfw constraint scope typo", with_method(SFW, constraint_scope="model"), "methods.2.params.constraint_scope"),
     ("sfw global spectral", with_method(SFW, constraint="spectral_k_support", constraint_scope="global"),
      "no global form"),
-    ("sfw global with sfw_init", with_method(SFW, constraint_scope="global", init="sfw_init"), "one scale per tensor"),
+    ("sfw global with sfw_init", with_method(SFW, constraint_scope="global", init="sfw_init"),
+     "methods.2.params.init': init 'sfw_init' learns one scale per tensor"),
     ("sfw delay restore typo", with_method(SFW, delay_k_restore="project"), "methods.2.params.delay_k_restore"),
     ("sfw init iterations zero", with_method(SFW, init_iterations=0), "methods.2.params.init_iterations"),
     ("sfw init grad clip negative", with_method(SFW, init_grad_clip=-1.0), "methods.2.params.init_grad_clip"),
@@ -176,21 +180,54 @@ def test_yaml_error_names_file_and_line(tmp_path):
         load_config(path)
 
 
+@pytest.mark.parametrize("text, key, line", [
+    ("experiment: x\nseeds: [0]\ndescription: d\nseeds: [1]\n", "seeds", 4),
+    ("training:\n  epochs: 1\n  batch_size: 8\n  epochs: 2\n", "epochs", 4),
+    ("methods:\n  - label: A\n    params: {lr: 0.1, lr: 0.2}\n", "lr", 3),
+])
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path, text, key, line):
+    """PyYAML alone keeps the last value silently; the config would run with it."""
+    path = tmp_path / "twice.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"twice\.yaml:{line}:\d+: not valid YAML: duplicate key '{key}'"):
+        load_config(path)
+
+
+def test_a_merge_key_may_be_overridden(tmp_path):
+    path = tmp_path / "merge.yaml"
+    path.write_text("base: &b {lr: 0.1, momentum: 0.9}\nparams:\n  <<: *b\n  lr: 0.2\n")
+    assert read_yaml(path)["params"] == {"lr": 0.2, "momentum": 0.9}
+
+
 def test_missing_config_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match="no such config file") as err:
         load_config(tmp_path / "absent.yaml")
     assert "\n" not in str(err.value)
 
 
-def test_snakemake_dry_run_refuses_a_bad_config_in_the_projects_format(tmp_path):
+def snakemake_dry_run(configfile: Path):
     import subprocess
     import sys
 
+    snakemake = Path(sys.executable).with_name("snakemake")
+    return subprocess.run([str(snakemake), "-n", "--configfile", str(configfile)],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+
+
+def test_snakemake_dry_run_refuses_a_bad_config_in_the_projects_format(tmp_path):
     cfg = copy.deepcopy(TINY)
     cfg["methods"][0]["params"]["momentum"] = 1.5
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
-    snakemake = Path(sys.executable).with_name("snakemake")
-    proc = subprocess.run([str(snakemake), "-n", "--configfile", str(tmp_path / "bad.yaml")],
-                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+    proc = snakemake_dry_run(tmp_path / "bad.yaml")
     assert proc.returncode != 0
     assert "invalid config: config key 'methods.0.params.momentum': 1.5 not allowed" in proc.stdout + proc.stderr
+
+
+def test_snakemake_configfile_with_a_key_given_twice_is_refused(tmp_path):
+    """Snakemake reads --configfile itself (last value wins); the workflow reads it again, strictly."""
+    text = (Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml").read_text() + "seeds: [7]\n"
+    (tmp_path / "twice.yaml").write_text(text)
+    proc = snakemake_dry_run(tmp_path / "twice.yaml")
+    assert proc.returncode != 0
+    line = text.count("\n")
+    assert f"twice.yaml:{line}:1: not valid YAML: duplicate key 'seeds'" in proc.stdout + proc.stderr

@@ -273,6 +273,37 @@ def test_init_norms_keyed_by_shape_collide_as_in_the_sfw_pruning_code():
     assert bn_weight.diameter == pytest.approx(2 * 2.0 * own["3.bias"])
 
 
+CA_SFW = dict(constraint="group_k_support", constrain="structured_conv_l2_rest", k="30%", tau=10.0,
+              radius_mode="initialization", momentum_style="heavy_ball", init_samples=5)
+
+
+def test_compression_aware_sfw_as_its_authors_a_bn_weight_radius_tau_and_the_start_left_as_is():
+    """configs/ca_sfw: radii keyed by shape (a 512-channel BN weight takes its bias's zero norm
+    replaced by 1: radius tau, not tau sqrt(512)) and no shift into the set (their fixed_init
+    option off): the BN weight starts at ones, outside its ball, and SFW steps move it in."""
+    def model():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(3, 512, 1, bias=False), nn.BatchNorm2d(512), nn.Flatten(),
+                             nn.Linear(512, 3))
+
+    ours = build_sfw(model(), [], seed=0, **CA_SFW)
+    net = model()
+    authors = build_sfw(net, [], seed=0, init_norm_key="shape", feasible_start=False, **CA_SFW)
+    radius = {o: next(g for g in o.param_groups if g["name"] == "1.weight")["constraint"].radius
+              for o in (ours, authors)}
+    assert radius[authors] == pytest.approx(10.0)
+    assert radius[ours] == pytest.approx(10.0 * math.sqrt(512))
+    gamma = net[1].weight
+    assert torch.equal(gamma, torch.ones(512))  # not shifted: norm 22.6 > 10
+    x = torch.randn(8, 3, 1, 1)
+    for _ in range(30):
+        authors.step(lambda: (authors.zero_grad(), net(x).square().mean().backward())[0])
+    assert float(gamma.detach().norm()) < math.sqrt(512)
+    shifted = model()
+    build_sfw(shifted, [], seed=0, init_norm_key="shape", **CA_SFW)
+    assert float(shifted[1].weight.norm()) <= 10.0 * (1 + 1e-6)  # the project's default: shifted inside
+
+
 # --- global constraints and the restore after the delayed-K phase ------------------------------
 
 from compressible.optim.global_constraints import GLOBAL_CONSTRAINTS, make_global  # noqa: E402

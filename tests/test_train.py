@@ -1,6 +1,7 @@
 """Training runs: determinism on CPU, learning on separable data, BN handling of the closure."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -12,7 +13,8 @@ from compressible.bn import frozen_bn_stats
 from compressible.checkpoint import load_checkpoint
 from compressible.config import Arch, Method, Training
 from compressible.runs import Run, RunSpec
-from compressible.training.loop import make_closure, train_run
+from compressible.training.interrupt import StopRequest
+from compressible.training.loop import build_trainer, end_epoch, make_closure, run_epoch, starting_position, train_run
 
 
 def spec(method: Method, seed: int = 0, epochs: int = 2) -> RunSpec:
@@ -93,3 +95,35 @@ def test_sfw_dynamic_schedule_follows_the_sfw_pruning_script():
     falling = [-float(e) for e in range(179)]
     assert sfw_dynamic(25, epochs, falling) == pytest.approx(1.06)
     assert sfw_dynamic(20, epochs, rising) == 1.0  # only from epoch 21 on
+
+
+def test_last_batch_losses_flip_a_dynamic_lr_decision_the_epoch_means_do_not():
+    """The authors' train_prune.py compares each epoch's last-batch loss (its list of step losses
+    is emptied inside the step loop): epochs whose means fall while their last batches rise."""
+    from compressible.optim.schedules import sfw_dynamic
+
+    epochs = [[3.0 - 0.01 * e, 2.0 - 0.01 * e, 0.5 + 0.01 * e] for e in range(25)]
+    means = [sum(losses) / 3 for losses in epochs]
+    last = [losses[-1] for losses in epochs]
+    assert sfw_dynamic(25, 180, means) == pytest.approx(1.06)  # recent 5 below the 10: raise
+    assert sfw_dynamic(25, 180, last) == pytest.approx(0.7)  # recent 5 above the 10: cut
+
+
+def test_the_trainer_feeds_the_schedule_the_last_batch_loss_when_asked_and_resumes_it(tmp_path, splits):
+    save_prepared(splits, tmp_path / "data.pt")
+    run = dataclasses.replace(spec(SGD, epochs=3), training=dataclasses.replace(
+        spec(SGD).training, epochs=3, schedule="sfw_dynamic", schedule_loss="last_batch"))
+    t = build_trainer(run, tmp_path / "data.pt", tmp_path / "resume.pt")
+    position, curves = starting_position(t)
+    for _ in range(2):
+        ran = run_epoch(t, position, StopRequest(), curves)
+        last = position.losses[-1]
+        position = end_epoch(t, position, curves, ran)
+        assert t.epoch_losses[-1] == last == curves[-1]["last_batch_loss"] != curves[-1]["train_loss"]
+    resumed = build_trainer(run, tmp_path / "data.pt", tmp_path / "resume.pt")
+    starting_position(resumed)
+    assert resumed.epoch_losses == t.epoch_losses
+    default = build_trainer(spec(SGD), tmp_path / "data.pt", None)
+    position, curves = starting_position(default)
+    position = end_epoch(default, position, curves, run_epoch(default, position, StopRequest(), curves))
+    assert default.epoch_losses == [curves[-1]["train_loss"]] and "last_batch_loss" not in curves[-1]

@@ -9,8 +9,10 @@ pull, after it, or by the same `snakemake` run that evaluates them.
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,11 +42,22 @@ def publish(repo: Path, experiment: str, env: dict) -> None:
     commit(repo, env, f"checkpoints of {experiment}")
 
 
+def venv_only(env: dict) -> tuple[str, dict]:
+    """The running interpreter's `snakemake` by absolute path, and a PATH holding no Python of
+    the project (README: `.venv/bin/snakemake` works with nothing activated)."""
+    bare = os.pathsep.join(d for d in ("/usr/bin", "/bin") if Path(d).is_dir())
+    python = shutil.which("python", path=bare) or shutil.which("python3", path=bare)
+    assert python is None or not Path(python).resolve().is_relative_to(Path(sys.prefix).resolve())
+    return str(Path(sys.executable).parent / "snakemake"), dict(env, PATH=bare)
+
+
 @pytest.fixture(scope="module")
 def origin(tmp_path_factory, env) -> Path:
-    """Where `tiny` was trained (Snakemake holds metadata of its train jobs) and published."""
+    """Where `tiny` was trained (Snakemake holds metadata of its train jobs) and published; its
+    jobs ran through the venv's `snakemake` alone, with no project Python on PATH."""
     repo = copy_project(tmp_path_factory.mktemp("origin"), env)
-    run(["snakemake", "train_all", "--cores", "2", *CONFIG], repo, env)
+    snakemake, bare = venv_only(env)
+    run([snakemake, "train_all", "--cores", "2", *CONFIG], repo, bare)
     publish(repo, "tiny", env)
     return repo
 
@@ -120,6 +133,16 @@ def test_changed_run_settings_retrain_through_the_params_trigger(origin, env, tm
     assert planned_jobs(dry, "train") == 2  # SGD, both seeds
     assert dry.count("Params have changed since last execution") >= 2
     assert all(DATA in line for line in job_inputs(dry, "train"))
+
+
+def test_venv_snakemake_runs_the_whole_dag_with_no_python_on_path(origin, env, tmp_path):
+    """Every rule runs the interpreter that runs Snakemake, not the first `python` on PATH."""
+    repo = fresh(origin, tmp_path, env)
+    run("dvc pull train@tiny", repo, env)
+    snakemake, bare = venv_only(env)
+    output = run([snakemake, "--cores", "2", *CONFIG], repo, bare)
+    assert planned_jobs(output, "oneshot") == RUNS and planned_jobs(output, "tables") == 1
+    assert (repo / "results/tiny/summary.csv").stat().st_size > 0
 
 
 def test_dag_outputs_hold_sane_numbers(pulled):

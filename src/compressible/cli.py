@@ -83,9 +83,11 @@ def cmd_prepare(args) -> None:
                               "continued by a rerun, removed with the checkpoint"))
 def cmd_train(args) -> None:
     """Train one run (arch, method label, seed) into a checkpoint and its provenance JSON."""
+    from . import numerics
     from .training.loop import train_run
 
     spec = Experiment(read_config(args.config)).spec(_run(args))
+    numerics.enter(spec.training.numerics, args.relaunch)
     info = train_run(spec, args.data, args.out, args.resume)
     if info:  # processes other than 0 of a torchrun launch write nothing
         print(f"{args.out}: test accuracy {info['final_test_accuracy']:.2f}% in {info['wall_time_s']:.1f}s")
@@ -94,9 +96,12 @@ def cmd_train(args) -> None:
 @command("oneshot", CONFIG, OUT, *RUN, arg("--checkpoint", required=True), arg("--operator", required=True))
 def cmd_oneshot(args) -> None:
     """Compress one checkpoint at every level of one operator, evaluate with and without BNT."""
+    from . import numerics
     from .evaluate import oneshot_run
 
-    oneshot_run(read_config(args.config), _run(args), args.checkpoint, args.data, args.operator, args.out)
+    cfg = read_config(args.config)
+    numerics.enter(cfg.training.numerics, args.relaunch)
+    oneshot_run(cfg, _run(args), args.checkpoint, args.data, args.operator, args.out)
 
 
 @command("aggregate", OUT, arg("results", nargs="+"))
@@ -207,6 +212,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.relaunch = argv is None  # this process is `python -m compressible ...` (see numerics.py)
     try:
         args.func(args)
     except ConfigError as err:

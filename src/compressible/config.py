@@ -19,7 +19,8 @@ from typing import Any, Optional
 import jsonschema
 import yaml
 
-from . import registry
+from . import registry, strict_yaml
+from .optim.errors import ParamError
 from .optim.params import check_value
 
 
@@ -62,6 +63,8 @@ class Training:
     compile: bool  # torch.compile the trained model
     jobs_per_gpu: int  # jobs sharing one GPU of the workstation's --resources gpu=N
     tf32: bool = True  # TF32 tensor cores for fp32 convolutions and matmuls on CUDA (device.py)
+    schedule_loss: str = "epoch_mean"  # or last_batch: the epoch loss sfw_dynamic compares
+    numerics: str = "fast"  # or portable: the same CPU bytes on every x86-64 machine (numerics.py)
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ class Config:
 
 def schema() -> dict:
     text = resources.files("compressible.schemas").joinpath("config.schema.yaml").read_text()
-    return yaml.safe_load(text)
+    return strict_yaml.load(text)
 
 
 def load_config(path: str | Path, check_files: bool = True) -> Config:
@@ -125,16 +128,15 @@ def load_config(path: str | Path, check_files: bool = True) -> Config:
 
 
 def read_yaml(path: str | Path) -> dict:
-    """The mapping in a YAML file; a missing file or a syntax error is one line naming it."""
+    """The mapping in a YAML file; a missing file, a syntax error or a key given twice is one
+    line naming it (and the line)."""
     try:
         with open(path) as handle:
-            raw = yaml.safe_load(handle)
+            raw = strict_yaml.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', None) or err}") from None
+        raise ConfigError(strict_yaml.describe(err, str(path))) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the config must be a YAML mapping")
     return raw
@@ -277,7 +279,8 @@ def _try_build(method: dict, key: str) -> None:
         try:
             registry.METHODS.get(method["name"])(model, prunable, seed=0, **method["params"])
         except (ValueError, TypeError) as err:
-            raise ConfigError(f"config key '{key}.params': {err}") from None
+            where = f"{key}.params.{err.param}" if isinstance(err, ParamError) else f"{key}.params"
+            raise ConfigError(f"config key '{where}': {err}") from None
 
 
 def _check_oneshot(entry: dict, key: str) -> None:

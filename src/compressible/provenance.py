@@ -33,10 +33,12 @@ def package_versions() -> dict[str, str]:
 
 
 def provenance(config: dict, seed: int | None, wall_time_s: float, device: str) -> dict[str, Any]:
+    from .numerics import describe
+
     return {
         "config": config, "git_commit": git_commit(), "packages": package_versions(),
         "python": platform.python_version(), "device": device, "seed": seed,
-        "wall_time_s": round(wall_time_s, 3),
+        "wall_time_s": round(wall_time_s, 3), **describe(),
     }
 
 

@@ -32,9 +32,9 @@ _NOT_TRAINING_KEYS = ("threads", "eval_batch_size", "gpus", "device", "compile",
 # Away from it they are hashed: e.g. several processes do change the weights (per-process
 # BatchNorm batches unless synchronized, the float summation order of the gradient average).
 _NEUTRAL = {"arch": {"pretrained": None},
-            "training": {"schedule_unit": "step", "gpus_per_run": 1, "sync_bn": False, "precision": "fp32",
-                         "tf32": True},
-            "method_params": {"constraint_scope": "layer", "delay_k_restore": "none"}}
+            "training": {"schedule_unit": "step", "schedule_loss": "epoch_mean", "gpus_per_run": 1,
+                         "sync_bn": False, "precision": "fp32", "tf32": True, "numerics": "fast"},
+            "method_params": {"constraint_scope": "layer", "delay_k_restore": "none", "feasible_start": True}}
 
 
 def _hashed_part(section: str, values: dict, skipped: tuple = ()) -> dict:

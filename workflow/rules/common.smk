@@ -6,12 +6,17 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from compressible.config import ConfigError, validate_config
+from compressible.config import ConfigError, read_yaml, validate_config
+from compressible.training.launch import PYTHON  # every rule's interpreter: the one running Snakemake
 from compressible.data import missing_files
 from compressible.report.published import PUBLISHED_DIR, paper_files
 from compressible.runs import Experiment, Run
 
 try:
+    # Snakemake reads --configfile itself and keeps the last of a key given twice: each file is
+    # read again by the strict loader, which refuses it with the key and its line.
+    for configfile in workflow.overwrite_configfiles or ():
+        read_yaml(configfile)
     # A streamed dataset's folders need not exist to plan the jobs (a dry run on a submit host
     # without the data): prepare_data, the first job, stops on them with the same message.
     CFG = validate_config(config, check_files=False)

@@ -6,4 +6,4 @@ rule prepare_data:
     log:
         f"logs/prepare_data/{CFG.dataset['name']}.log",
     shell:
-        "python -m compressible prepare --config {RESOLVED} --out {output.data} > {log} 2>&1"
+        "{PYTHON} -m compressible prepare --config {RESOLVED} --out {output.data} > {log} 2>&1"

@@ -16,6 +16,6 @@ rule oneshot:
         EXPERIMENT.log("oneshot/{arch}-{method}-s{seed}-{operator}"),
     shell:
         gpu_claim(CFG.training.gpus, 1, CFG.training.jobs_per_gpu) +
-        "python -m compressible oneshot --config {input.config} --checkpoint {input.checkpoint:q}"
+        "{PYTHON} -m compressible oneshot --config {input.config} --checkpoint {input.checkpoint:q}"
         " --data {input.data} --arch {wildcards.arch:q} --method {wildcards.method:q}"
         " --seed {wildcards.seed} --operator {wildcards.operator} --out {output:q} > {log:q} 2>&1"

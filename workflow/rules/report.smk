@@ -7,7 +7,7 @@ rule aggregate:
     log:
         EXPERIMENT.log("aggregate"),
     shell:
-        "python -m compressible aggregate --out {output} {input} > {log} 2>&1"
+        "{PYTHON} -m compressible aggregate --out {output} {input} > {log} 2>&1"
 
 
 rule figures:
@@ -21,7 +21,7 @@ rule figures:
     log:
         EXPERIMENT.log("figures"),
     shell:
-        "python -m compressible figures --config {input.config} --summary {input.summary}"
+        "{PYTHON} -m compressible figures --config {input.config} --summary {input.summary}"
         " --published " + PUBLISHED_DIR + " > {log} 2>&1"
 
 
@@ -36,5 +36,5 @@ rule tables:
     log:
         EXPERIMENT.log("tables"),
     shell:
-        "python -m compressible tables --config {input.config} --summary {input.summary}"
+        "{PYTHON} -m compressible tables --config {input.config} --summary {input.summary}"
         " --published " + PUBLISHED_DIR + " > {log} 2>&1"

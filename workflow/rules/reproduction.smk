@@ -22,5 +22,5 @@ rule reproduction:
     log:
         EXPERIMENT.log("reproduction"),
     shell:
-        "python -m compressible reproduce --summary {input.summary} --config {input.config}"
+        "{PYTHON} -m compressible reproduce --summary {input.summary} --config {input.config}"
         " --published " + PUBLISHED_DIR + " --out {output} > {log} 2>&1"

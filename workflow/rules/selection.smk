@@ -13,5 +13,5 @@ rule select_best:
     log:
         EXPERIMENT.log("select_best"),
     shell:
-        "python -m compressible select --summary {input.summary} --config {input.config}"
+        "{PYTHON} -m compressible select --summary {input.summary} --config {input.config}"
         " --out {output[0]} > {log} 2>&1"

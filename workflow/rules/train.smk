@@ -72,6 +72,6 @@ rule train:
     shell:
         # each job its own GPU(s): Snakemake's gpu resource counts them, the claim picks which
         gpu_claim(CFG.training.gpus, CFG.training.gpus_per_run, CFG.training.jobs_per_gpu) +
-        "{params.launcher} train --config {input.config} --arch {wildcards.arch:q}"
+        "{PYTHON} {params.launcher} train --config {input.config} --arch {wildcards.arch:q}"
         " --method {wildcards.method:q} --seed {wildcards.seed} --data {input.data}"
         " --out {output.checkpoint:q} --resume {params.resume:q} > {log:q} 2>&1"

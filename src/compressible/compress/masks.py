@@ -115,7 +115,7 @@ def nm_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
     """Keep the ``n`` largest-magnitude entries in every group of ``m`` consecutive input channels.
 
     Tensors whose input dimension is not divisible by ``m`` (e.g. a 3-channel first conv)
-    are left dense, as in the authors' code.
+    are left dense (the CrAM authors' code prunes them too: see ``nm.py``).
     """
     if not 0 < n <= m:
         raise ValueError(f"N:M needs 0 < N <= M, got {n}:{m}")

@@ -1,7 +1,9 @@
 """N:M semi-structured sparsity (CrAM App. C.5, Tables 10 and 14): level "N:M", e.g. "2:4".
 
-Groups of M run along input channels (the CrAM authors' convention, ``masks.nm_mask``); tensors
-whose input dimension is not a multiple of M, and 1-D tensors, stay dense.
+Groups of M run along input channels (``masks.nm_mask``); tensors whose input dimension is not a
+multiple of M (a 3-channel first conv), and 1-D tensors, stay dense. The CrAM authors' code
+differs there: it prunes every conv, the first included, grouping M consecutive entries in
+(out, kh, kw, in) order, which then straddle kernel positions.
 """
 from __future__ import annotations
 

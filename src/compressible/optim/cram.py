@@ -26,6 +26,7 @@ from torch.optim import Optimizer
 
 from ..compress.base import Compressed
 from ..host_syncs import host_read
+from .errors import ParamError
 from .sam import SAM, copies
 
 Compressor = Callable[[Sequence[torch.Tensor]], Compressed]
@@ -183,10 +184,10 @@ def _check_options(compressors, plus: bool, mask_every: int, perturb_from: str,
     if not compressors:
         raise ValueError("CrAM needs at least one compressor")
     if perturb_from not in PERTURB_FROM:
-        raise ValueError(f"perturb_from must be one of {PERTURB_FROM}, got {perturb_from!r}")
+        raise ParamError("perturb_from", f"perturb_from must be one of {PERTURB_FROM}, got {perturb_from!r}")
     if plus and perturb_from == "compressed":
-        raise ValueError("plus needs ∇L(w), which a first pass at C(w) does not compute")
+        raise ParamError("perturb_from", "plus needs ∇L(w), which a first pass at C(w) does not compute")
     if not extra_gradient and perturb_from == "dense":
-        raise ValueError("extra_gradient=False is Top-K (Eq. 12): it needs perturb_from='compressed'")
+        raise ParamError("extra_gradient", "extra_gradient=False is Top-K (Eq. 12): it needs perturb_from='compressed'")
     if mask_every < 1:
-        raise ValueError(f"mask_every must be >= 1, got {mask_every}")
+        raise ParamError("mask_every", f"mask_every must be >= 1, got {mask_every}")

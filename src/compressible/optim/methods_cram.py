@@ -20,6 +20,7 @@ from torch import nn
 from ..compress.base import AtLevel
 from ..registry import COMPRESSORS, METHODS
 from .cram import CrAM
+from .errors import ParamError
 from .sam import SAM
 
 Prunable = list[tuple[str, nn.Parameter]]
@@ -62,9 +63,9 @@ def topk_compressors(p: dict) -> list:
     """One Top-K compressor per sparsity level (several levels: Multi, sampled uniformly)."""
     scope = p["topk_scope"]
     if scope not in ("global", "uniform"):
-        raise ValueError(f"topk_scope must be 'global' or 'uniform', got {scope!r}")
+        raise ParamError("topk_scope", f"topk_scope must be 'global' or 'uniform', got {scope!r}")
     if p["dense_first_last"] and scope == "global":
-        raise ValueError("dense_first_last applies to topk_scope='uniform' only")
+        raise ParamError("dense_first_last", "dense_first_last applies to topk_scope='uniform' only")
     compressor = COMPRESSORS.get(f"{scope}_magnitude")
     bound = [compressor.at(level) for level in (p["sparsities"] or [p["sparsity"]])]
     return [DenseEnds(b) for b in bound] if p["dense_first_last"] else bound

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..registry import CONSTRAINTS, METHODS
+from .errors import ParamError
 from . import constraints as _constraints  # noqa: F401  (registers the feasible sets)
 from .nuclear import NuclearProxSGD
 from .global_constraints import global_k_space, make_global
@@ -131,18 +132,20 @@ def sfw_param_groups(model: nn.Module, *, constraint: str, constrain: str, k, k_
     """One param group per tensor, each with its own constraint (``constraint_scope`` "layer"),
     or one per constraint kind holding all its tensors and one global constraint ("global")."""
     if constrain not in CONSTRAIN:
-        raise ValueError(f"constrain must be one of {CONSTRAIN}, got {constrain!r}")
+        raise ParamError("constrain", f"constrain must be one of {CONSTRAIN}, got {constrain!r}")
     if radius_mode not in RADIUS_MODES:
-        raise ValueError(f"radius_mode must be one of {RADIUS_MODES}, got {radius_mode!r}")
+        raise ParamError("radius_mode", f"radius_mode must be one of {RADIUS_MODES}, got {radius_mode!r}")
     CONSTRAINTS.get(constraint)  # fail early with the allowed names
     if init_norm_key not in INIT_NORM_KEYS:
-        raise ValueError(f"init_norm_key must be one of {INIT_NORM_KEYS}, got {init_norm_key!r}")
+        raise ParamError("init_norm_key", f"init_norm_key must be one of {INIT_NORM_KEYS}, got {init_norm_key!r}")
     if constraint_scope not in CONSTRAINT_SCOPES:
-        raise ValueError(f"constraint_scope must be one of {CONSTRAINT_SCOPES}, got {constraint_scope!r}")
+        raise ParamError("constraint_scope",
+                         f"constraint_scope must be one of {CONSTRAINT_SCOPES}, got {constraint_scope!r}")
     sizing = dict(k=k, k_min=k_min, radius_mode=radius_mode, radius=radius, diameter=diameter, tau=tau)
     if constraint_scope == "global":
         if init_norm_key != "parameter":
-            raise ValueError("init_norm_key 'shape' keys per-tensor radii; constraint_scope 'global' has one radius")
+            raise ParamError("init_norm_key",
+                             "init_norm_key 'shape' keys per-tensor radii; constraint_scope 'global' has one radius")
         return _global_groups(model, constraint, constrain, sizing, seed, init_samples)
     norms = {}
     if radius_mode == "initialization":
@@ -188,9 +191,9 @@ def shift_inside(groups: list[dict]) -> None:
 
 def _delay_steps(delay_k_steps: int, delay_k_epochs: int, steps_per_epoch: int) -> int:
     if delay_k_epochs and delay_k_steps:
-        raise ValueError("give delay_k_steps or delay_k_epochs, not both")
+        raise ParamError("delay_k_epochs", "give delay_k_steps or delay_k_epochs, not both")
     if delay_k_epochs and steps_per_epoch <= 0:
-        raise ValueError("delay_k_epochs needs steps_per_epoch (optimizer steps per epoch)")
+        raise ParamError("delay_k_epochs", "delay_k_epochs needs steps_per_epoch (optimizer steps per epoch)")
     return delay_k_steps or delay_k_epochs * steps_per_epoch
 
 
@@ -203,7 +206,7 @@ def build_sfw(model: nn.Module, prunable: list, *, seed: int, lr: float = 0.1, m
               steps_per_epoch: int = 0, init: str = "default", init_iterations: int = 390,
               init_lr: float = 1e-3, init_min_scale: float = 0.01, init_bias_min_scale: float = 0.0,
               init_grad_clip: float = 1.0, init_samples: int = 100, init_norm_key: str = "parameter",
-              constraint_scope: str = "layer", delay_k_restore: str = "none") -> SFW:
+              constraint_scope: str = "layer", delay_k_restore: str = "none", feasible_start: bool = True) -> SFW:
     """Stochastic Frank-Wolfe over every parameter of ``model`` (``prunable`` is not needed:
     the papers constrain all tensors; compression is chosen after training).
 
@@ -215,18 +218,23 @@ def build_sfw(model: nn.Module, prunable: list, *, seed: int, lr: float = 0.1, m
     ``constraint_scope`` "global" puts one set over all tensors of a constraint kind (K, radius
     and diameter of the whole); ``delay_k_restore`` "rescale" brings the iterate into the set
     when the delayed-K phase ends (both: compression-aware SFW's code; see ``sfw.py``).
+    ``feasible_start`` false starts from the initialization as it is, feasible or not: compression-
+    aware SFW's code makes the start feasible only under its ``fixed_init`` option (with shape-
+    keyed radii a 512-channel BN weight, norm sqrt(512) = 22.6, starts outside its radius tau);
+    the Frank-Wolfe steps, convex combinations with points of the set, then move it towards it.
     """
     if weight_decay != 0:
-        raise ValueError("SFW takes no weight decay: the constraint is the regularizer")
+        raise ParamError("weight_decay", "SFW takes no weight decay: the constraint is the regularizer")
     if init not in ("default", "sfw_init"):
-        raise ValueError(f"init must be 'default' or 'sfw_init', got {init!r}")
+        raise ParamError("init", f"init must be 'default' or 'sfw_init', got {init!r}")
     if init == "sfw_init" and constraint_scope == "global":
-        raise ValueError("init 'sfw_init' learns one scale per tensor constraint; use constraint_scope 'layer'")
+        raise ParamError("init", "init 'sfw_init' learns one scale per tensor constraint; use constraint_scope 'layer'")
     groups = sfw_param_groups(model, constraint=constraint, constrain=constrain, k=k, k_min=k_min,
                               radius_mode=radius_mode, radius=radius, diameter=diameter, tau=tau,
                               seed=seed, init_samples=init_samples, init_norm_key=init_norm_key,
                               constraint_scope=constraint_scope)
-    shift_inside(groups)
+    if feasible_start:
+        shift_inside(groups)
     optimizer = SFW(groups, lr=lr, momentum=momentum, momentum_style=momentum_style, rescale=rescale,
                     delay_k_steps=_delay_steps(delay_k_steps, delay_k_epochs, steps_per_epoch),
                     delay_k_restore=delay_k_restore)
@@ -243,7 +251,7 @@ def build_nuclear_prox(model: nn.Module, prunable: list, *, seed: int, lr: float
     compression-aware SFW baseline) or on conv and linear weights ("conv_linear")."""
     kinds = {"conv": (nn.Conv2d,), "conv_linear": (nn.Conv2d, nn.Linear)}
     if layers not in kinds:
-        raise ValueError(f"layers must be one of {sorted(kinds)}, got {layers!r}")
+        raise ParamError("layers", f"layers must be one of {sorted(kinds)}, got {layers!r}")
     targets = {id(m.weight) for m in model.modules() if isinstance(m, kinds[layers])}
     regularized = [p for p in model.parameters() if id(p) in targets]
     rest = [p for p in model.parameters() if id(p) not in targets]

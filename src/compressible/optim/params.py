@@ -104,7 +104,7 @@ RULES: dict[str, Rule] = {
     "init_min_scale": positive, "init_samples": count(1), "init_norm_key": one_of(*INIT_NORM_KEYS),
     "constraint_scope": one_of(*CONSTRAINT_SCOPES), "delay_k_restore": one_of(*DELAY_K_RESTORES),
     "init_bias_min_scale": non_negative, "init_grad_clip": non_negative,  # 0: biases may vanish; no clipping
-    "nuclear": non_negative, "layers": one_of("conv", "conv_linear"),
+    "nuclear": non_negative, "layers": one_of("conv", "conv_linear"), "feasible_start": boolean,
 }
 
 

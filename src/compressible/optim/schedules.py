@@ -8,7 +8,9 @@ the CrAM authors' CosineLR (stepped once per epoch); ``step`` (the default) move
 epochs ⌊E/3⌋ and ⌊2E/3⌋, and from epoch 21 on, every 5 epochs, multiply by 0.7 when the mean
 training loss of the 5 epochs before the last one exceeds that of the 10 before it, by 1.06
 when it is lower. It reads the per-epoch training losses so far (the trainer's curves), so it
-is a pure function of the run's history and resumes exactly.
+is a pure function of the run's history and resumes exactly. Which loss stands for an epoch is
+``training.schedule_loss``: the mean over its steps, or, as in the authors' train_prune.py (whose
+list of step losses is emptied inside the step loop), the loss of its last batch.
 """
 from __future__ import annotations
 

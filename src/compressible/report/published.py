@@ -20,6 +20,8 @@ from typing import Any, Optional, Union
 import jsonschema
 import yaml
 
+from .. import strict_yaml
+
 Level = Union[float, str, None]
 DENSE = "dense"  # the column of the unpruned model (its accuracy, no BNT)
 SELECTIONS = ("cells", "claims")  # what a `reproduces` entry may restrict itself to
@@ -192,14 +194,17 @@ def paper_files(refs: list[str], directory: Union[str, Path] = PUBLISHED_DIR) ->
 
 def _schema() -> dict:
     text = resources.files("compressible.schemas").joinpath("published.schema.yaml").read_text()
-    return yaml.safe_load(text)
+    return strict_yaml.load(text)
 
 
 def load_paper(path: Union[str, Path]) -> Paper:
     """Read, schema-check and resolve one paper's file; every error names file and key."""
     path = Path(path)
-    # libyaml's loader when present: the pure-Python one takes a second for cram.yaml
-    raw = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    # libyaml's parser when present: the pure-Python one takes a second for cram.yaml
+    try:
+        raw = strict_yaml.load(path.read_text(encoding="utf-8"), fast=True)
+    except yaml.YAMLError as err:
+        raise PublishedError(strict_yaml.describe(err, str(path))) from None
     errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(raw), key=str)
     if errors:
         raise PublishedError("; ".join(f"{path}: key '{_key(e.absolute_path)}': {e.message}" for e in errors))

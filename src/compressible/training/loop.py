@@ -76,6 +76,10 @@ def build_optimizer(spec: RunSpec, model: nn.Module) -> torch.optim.Optimizer:
     return METHODS.get(spec.method.name)(model, prunable, seed=spec.run.seed, **spec.method.params)
 
 
+# where a resumed run finds the loss its schedule read for each finished epoch
+SCHEDULE_LOSS_KEY = {"epoch_mean": "train_loss", "last_batch": "last_batch_loss"}
+
+
 def build_scheduler(spec: RunSpec, optimizer, steps_per_epoch: int, epoch_losses: list[float]):
     """LambdaLR over optimizer steps; ``epoch_losses`` (appended by the loop) feeds schedules
     that adapt to the training loss (SFW-pruning's)."""
@@ -113,7 +117,7 @@ class Trainer:
     data_order: torch.Generator
     processes: Processes
     resume: Path | None
-    epoch_losses: list[float]  # mean training loss per finished epoch, the same on every process
+    epoch_losses: list[float]  # the schedule's loss per finished epoch (schedule_loss), the same on every process
     clock: EpochClock  # this process's epoch times, for the progress lines
     saved: dict | None = None  # the resume state found at the start, until starting_position uses it
 
@@ -171,7 +175,7 @@ def starting_position(t: Trainer) -> tuple[Position, list]:
     if payload is None:
         return Position(0, 0, t.data_order.get_state()), []
     position, curves = restore(payload, t.parts())
-    t.epoch_losses.extend(c["train_loss"] for c in curves)
+    t.epoch_losses.extend(c[SCHEDULE_LOSS_KEY[t.spec.training.schedule_loss]] for c in curves)
     if t.processes.writer:
         print(f"resume: {t.where(position)} from {t.resume}", flush=True)
     return position, curves
@@ -217,13 +221,15 @@ def end_epoch(t: Trainer, position: Position, curves: list, steps_ran: int | Non
     process ran, default all of the epoch's), then save the state at the next epoch's start
     (not after the last)."""
     steps_ran = position.step if steps_ran is None else steps_ran
-    t.epoch_losses.append(float(np.mean(position.losses)))
+    mean, last_batch = t.spec.training.schedule_loss == "epoch_mean", position.losses[-1]
+    train_loss = float(np.mean(position.losses))
+    t.epoch_losses.append(train_loss if mean else last_batch)
     t.clock.end_epoch()
     if t.processes.writer:
         accuracy, test_loss = evaluate(t.model, t.splits, t.spec.training.eval_batch_size)
-        curves.append({"epoch": position.epoch + 1, "train_loss": t.epoch_losses[-1],
-                       "test_accuracy": accuracy, "test_loss": test_loss})
-        print(t.clock.line(position.epoch + 1, t.epoch_losses[-1], accuracy, t.optimizer.param_groups[0]["lr"],
+        curves.append({"epoch": position.epoch + 1, "train_loss": train_loss, "test_accuracy": accuracy,
+                       "test_loss": test_loss, **({} if mean else {"last_batch_loss": last_batch})})
+        print(t.clock.line(position.epoch + 1, train_loss, accuracy, t.optimizer.param_groups[0]["lr"],
                            steps_ran * t.spec.training.batch_size), flush=True)
     following = Position(position.epoch + 1, 0, t.data_order.get_state())
     if following.epoch < t.spec.training.epochs:
