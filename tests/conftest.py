@@ -1,5 +1,8 @@
-"""Shared fixtures: small synthetic image splits in the real in-memory format."""
+"""Shared fixtures: small synthetic image splits in the real in-memory format. And how a plain
+`pytest` spreads the suite over parallel workers (pytest-xdist), slow tests first."""
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -31,3 +34,32 @@ def synthetic_splits(n_train: int = 256, n_test: int = 64, classes: int = 4, siz
 @pytest.fixture
 def splits() -> ImageSplits:
     return synthetic_splits()
+
+
+# --- parallel workers --------------------------------------------------------------------------
+# `pytest` with no paths runs the whole suite on pytest-xdist workers, one per CPU (at most 4)
+# plus one: the SLURM tests' worker mostly waits for the cluster's status polls, so the others
+# keep every CPU busy meanwhile. Tests that share an expensive module fixture or a cluster carry
+# `pytest.mark.xdist_group` and run on one worker (--dist loadgroup). `pytest tests/test_x.py`
+# stays in one process; `-n N` chooses, `-n 0` or `-p no:xdist` turns the workers off.
+def default_workers() -> int:
+    return min(len(os.sched_getaffinity(0)), 4) + 1
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns -n into workers
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    whole_suite = config.args_source == pytest.Config.ArgsSource.TESTPATHS
+    if (whole_suite and config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput")
+            and config.option.numprocesses is None and not config.option.collectonly
+            and not config.option.usepdb):
+        config.option.numprocesses = default_workers()
+        if config.option.dist == "no":
+            config.option.dist = "loadgroup"
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own ordering by fixture scope; the sort is stable
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a worker, slow tests first: the scheduler hands tests out in this order, and a
+    tens-of-seconds test started last would leave the other workers idle at the end."""
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)

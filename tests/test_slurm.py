@@ -23,7 +23,8 @@ import yaml
 from slurm_cluster import Cluster, slurm_cluster, unavailable_reason
 from clones import copy_files
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+# one worker: one cluster at a time (see the fixtures below)
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
 CONFIG = ["--configfile", "configs/tiny.yaml"]
 PROFILE = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/profiles/slurm/config.yaml").read_text())
