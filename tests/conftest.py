@@ -40,21 +40,33 @@ def splits() -> ImageSplits:
 # `pytest` with no paths runs the whole suite on pytest-xdist workers, one per CPU (at most 4)
 # plus one: the SLURM tests' worker mostly waits for the cluster's status polls, so the others
 # keep every CPU busy meanwhile. Tests that share an expensive module fixture or a cluster carry
-# `pytest.mark.xdist_group` and run on one worker (--dist loadgroup). `pytest tests/test_x.py`
-# stays in one process; `-n N` chooses, `-n 0` or `-p no:xdist` turns the workers off.
+# `pytest.mark.xdist_group` and run on one worker: --dist loadgroup, also under a plain `-n N`.
+# `pytest tests/test_x.py` stays in one process; `-n 0` or `-p no:xdist` turns the workers off.
 def default_workers() -> int:
     return min(len(os.sched_getaffinity(0)), 4) + 1
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns -n into workers
 def pytest_cmdline_main(config: pytest.Config) -> None:
+    if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
+        return
     whole_suite = config.args_source == pytest.Config.ArgsSource.TESTPATHS
-    if (whole_suite and config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput")
-            and config.option.numprocesses is None and not config.option.collectonly
+    if (whole_suite and config.option.numprocesses is None and not config.option.collectonly
             and not config.option.usepdb):
         config.option.numprocesses = default_workers()
-        if config.option.dist == "no":
-            config.option.dist = "loadgroup"
+    if config.option.numprocesses and config.option.dist == "no":
+        config.option.dist = "loadgroup"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """Workers parse the command line again, which may not hold the --dist chosen above."""
+    node.workerinput["dist"] = node.config.option.dist
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") and "dist" in config.workerinput:
+        config.option.loadgroup = config.workerinput["dist"] == "loadgroup"  # xdist adds @group to node ids
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own ordering by fixture scope; the sort is stable
