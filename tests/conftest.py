@@ -1,5 +1,8 @@
-"""Shared fixtures: small synthetic image splits in the real in-memory format."""
+"""Shared fixtures: small synthetic image splits in the real in-memory format. And how a plain
+`pytest` spreads the suite over parallel workers (pytest-xdist), slow tests first."""
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -31,3 +34,59 @@ def synthetic_splits(n_train: int = 256, n_test: int = 64, classes: int = 4, siz
 @pytest.fixture
 def splits() -> ImageSplits:
     return synthetic_splits()
+
+
+# --- parallel workers --------------------------------------------------------------------------
+# `pytest` with no paths runs the whole suite on pytest-xdist workers, one per CPU (at most 4)
+# plus one: the SLURM tests' worker mostly waits for the cluster's status polls, so the others
+# keep every CPU busy meanwhile. Tests that share an expensive module fixture or a cluster carry
+# `pytest.mark.xdist_group` and run on one worker: --dist loadgroup, also under a plain `-n N`.
+# `pytest tests/test_x.py` stays in one process; `-n 0` or `-p no:xdist` turns the workers off.
+def default_workers() -> int:
+    return min(len(os.sched_getaffinity(0)), 4) + 1
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns -n into workers
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
+        return
+    whole_suite = config.args_source == pytest.Config.ArgsSource.TESTPATHS
+    if (whole_suite and config.option.numprocesses is None and not config.option.collectonly
+            and not config.option.usepdb):
+        config.option.numprocesses = default_workers()
+    if config.option.numprocesses and config.option.dist == "no":
+        config.option.dist = "loadgroup"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """Workers parse the command line again, which may not hold the --dist chosen above."""
+    node.workerinput["dist"] = node.config.option.dist
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") and "dist" in config.workerinput:
+        config.option.loadgroup = config.workerinput["dist"] == "loadgroup"  # xdist adds @group to node ids
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's ordering by fixture scope and xdist's own hook
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a worker: each test of an xdist_group named by its group, and slow tests first (the
+    scheduler hands tests out in this order; a tens-of-seconds test started last would leave the
+    other workers idle at the end)."""
+    if not hasattr(config, "workerinput"):
+        return
+    if config.getvalue("loadgroup"):
+        for item in items:
+            name_by_group(item)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def name_by_group(item: pytest.Item) -> None:
+    """`<node id>@<group>`, the name by which --dist loadgroup keeps a group on one worker.
+    pytest-xdist 3.8 writes it to `item._nodeid`, which pytest 9.2 no longer reads: its node
+    ids live in `item._id`."""
+    groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                     for m in item.iter_markers("xdist_group")})
+    if groups and "@" not in item.nodeid and hasattr(item, "_id"):
+        item._id = type(item._id).parse(f"{item.nodeid}@{'_'.join(groups)}")

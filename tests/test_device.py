@@ -181,6 +181,7 @@ def test_epoch_clock_extrapolates_the_epochs_done():
     assert clock(3725) == "1:02:05"
 
 
+@pytest.mark.slow  # torch.compile's C++ build, tens of seconds
 def test_compiled_training_matches_eager_within_float_rounding(tmp_path, splits):
     """torch.compile reorders float arithmetic, nothing else: after a few steps the weights of the
     same run agree to float rounding, and the checkpoint holds the plain module's names."""

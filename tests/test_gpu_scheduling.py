@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import yaml
 
 from clones import copy_files, isolated_env, run
+
+pytestmark = pytest.mark.slow
 
 
 def started_together(tmp_path, jobs_per_gpu: int) -> list[int]:

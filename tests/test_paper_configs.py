@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPERS = ("cram", "sfw_pruning", "ca_sfw")
 PAPER_CONFIGS = sorted(p for p in ROOT.glob("configs/*/*.yaml") if p.parent.name != "published")
 DRY_RUN = ["-n", "--cores", "1", "--profile", "workflow/profiles/default", "--configfile"]
+# one worker runs the `planned` subprocess for all the tests
+pytestmark = pytest.mark.xdist_group("paper_configs")
 BAD_CONFIG = "configs/cram/bad-arch.yaml"  # written into the copy only: the harness must see failures
 
 # Published tables no config reproduces, and why.

@@ -166,6 +166,7 @@ def assert_same_run(workdir: Path, reference: Path) -> None:
     assert not (workdir / "resume" / "run.pt").exists()
 
 
+@pytest.mark.xdist_group("resume_job")  # one worker trains `uninterrupted` for these
 def test_kill_9_mid_epoch_then_rerun_gives_the_same_checkpoint(job, uninterrupted):
     workdir = job / "killed"
     process = start(job, workdir)
@@ -180,6 +181,7 @@ def test_kill_9_mid_epoch_then_rerun_gives_the_same_checkpoint(job, uninterrupte
     assert_same_run(workdir, uninterrupted)
 
 
+@pytest.mark.xdist_group("resume_job")
 @pytest.mark.parametrize("stop", [signal.SIGUSR1, signal.SIGTERM])
 def test_a_stop_signal_saves_mid_epoch_and_the_rerun_continues_exactly(job, uninterrupted, stop):
     workdir = job / f"signalled-{stop.name}"

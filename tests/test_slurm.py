@@ -23,7 +23,8 @@ import yaml
 from slurm_cluster import Cluster, slurm_cluster, unavailable_reason
 from clones import copy_files
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+# one worker: one cluster at a time (see the fixtures below)
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
 CONFIG = ["--configfile", "configs/tiny.yaml"]
 PROFILE = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/profiles/slurm/config.yaml").read_text())
@@ -124,15 +125,59 @@ def slurm_logs(project: Path) -> dict[str, list[Path]]:
     return logs
 
 
+class Background:
+    """`snakemake <args>` started now; its exit status and stdout + stderr when waited for. The
+    output goes to files, so that runs going on together never block on a full pipe."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict):
+        self.files = [cwd.with_name(f"{cwd.name}.{stream}") for stream in ("stdout", "stderr")]
+        with open(self.files[0], "w") as out, open(self.files[1], "w") as err:
+            self.process = subprocess.Popen(["snakemake", *args], cwd=cwd, env=env, stdout=out, stderr=err)
+        self.started = time.monotonic()
+
+    def wait(self) -> tuple[int, str]:
+        returncode = self.process.wait(timeout=600)
+        return returncode, "".join(f.read_text() for f in self.files)
+
+    def wait_for_submission(self) -> None:
+        """Until the first job is submitted (or snakemake ended): what the test waits for is queued first."""
+        deadline = time.monotonic() + 60
+        while self.process.poll() is None and time.monotonic() < deadline:
+            if SUBMITTED.search(self.files[1].read_text()):
+                return
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=60)
+
+
+@pytest.fixture(scope="class")
+def submitted(cluster, dataset, tmp_path_factory):
+    """The three runs on the cluster without GPUs, started together, each on its own copy of the
+    project. Each mostly waits for the plugin's status checks (1 s, then 10 s longer after each
+    check that finds no job finished), so together they take about as long as the longest alone.
+    The failing job goes first: behind the tiny experiment's eight jobs on the node's few CPUs its
+    two attempts would wait for the longer status-check intervals."""
+    root = tmp_path_factory.mktemp("submitted")
+    runs = {"failed": start_failed_job(cluster, dataset, root / "failed")}
+    runs["failed"][1].wait_for_submission()
+    runs.update(tiny=start_tiny(cluster, dataset, root / "tiny"), gpu=start_gpu_request(cluster, dataset, root / "gpu"))
+    yield runs
+    for run in (r for started in runs.values() for r in started if isinstance(r, Background)):
+        run.stop()  # a run no test waited for (deselected, or its test failed early)
+
+
 class TestClusterWithoutGpus:
-    def test_tiny_experiment_through_slurm_equals_a_local_run(self, cluster, dataset, tmp_path):
-        tiny_through_slurm_equals_local(cluster, dataset, tmp_path)
+    def test_tiny_experiment_through_slurm_equals_a_local_run(self, cluster, submitted):
+        tiny_through_slurm_equals_local(cluster, *submitted["tiny"])
 
-    def test_failed_cluster_job_is_reported_with_its_slurm_log(self, cluster, dataset, tmp_path):
-        failed_job_reports_its_slurm_log(cluster, dataset, tmp_path)
+    def test_failed_cluster_job_is_reported_with_its_slurm_log(self, submitted):
+        failed_job_reports_its_slurm_log(*submitted["failed"])
 
-    def test_gpu_request_fails_at_submission(self, cluster, dataset, tmp_path):
-        gpu_request_fails_at_submission(cluster, dataset, tmp_path)
+    def test_gpu_request_fails_at_submission(self, cluster, submitted):
+        gpu_request_fails_at_submission(cluster, *submitted["gpu"])
 
 
 class TestClusterWithGpu:
@@ -140,17 +185,21 @@ class TestClusterWithGpu:
         gpu_request_reaches_sbatch(gpu_cluster, dataset, tmp_path)
 
 
-def tiny_through_slurm_equals_local(cluster: Cluster, dataset: Path, tmp_path: Path) -> None:
-    local = project_copy(tmp_path / "local", dataset)
-    remote = slurm_project(tmp_path / "slurm", cluster, dataset)
+def start_tiny(cluster: Cluster, dataset: Path, root: Path) -> tuple[Path, Path, Background, Background]:
+    """The tiny experiment through SLURM, and the local run of it that is the reference."""
+    local = project_copy(root / "local", dataset)
+    remote = slurm_project(root / "slurm", cluster, dataset)
     env = job_env(cluster)
-    # The local reference runs meanwhile: the SLURM run mostly waits for status checks.
-    reference = subprocess.Popen(["snakemake", "--cores", "2", *CONFIG], cwd=local, env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    start = time.monotonic()
-    out = succeed([*SLURM, *CONFIG], remote, env)
-    print(f"tiny experiment through SLURM: {time.monotonic() - start:.0f} s (local run alongside)")
-    assert reference.wait(timeout=600) == 0, reference.stdout.read()
+    return local, remote, Background(["--cores", "2", *CONFIG], local, env), Background([*SLURM, *CONFIG], remote, env)
+
+
+def tiny_through_slurm_equals_local(cluster: Cluster, local: Path, remote: Path, reference: Background,
+                                    run: Background) -> None:
+    returncode, out = run.wait()
+    assert returncode == 0, f"snakemake through SLURM failed:\n{out}"
+    print(f"tiny experiment through SLURM: {time.monotonic() - run.started:.0f} s (other runs alongside)")
+    returncode, reference_out = reference.wait()
+    assert returncode == 0, reference_out
 
     logs = slurm_logs(remote)
     assert sorted(logs) == ["oneshot", "train"]  # data, aggregate, figures, tables ran locally
@@ -171,13 +220,17 @@ def tiny_through_slurm_equals_local(cluster: Cluster, dataset: Path, tmp_path: P
         assert (remote / name).read_bytes() == (local / name).read_bytes(), name
 
 
-def failed_job_reports_its_slurm_log(cluster: Cluster, dataset: Path, tmp_path: Path) -> None:
-    project = slurm_project(tmp_path / "project", cluster, dataset)
+def start_failed_job(cluster: Cluster, dataset: Path, root: Path) -> tuple[Path, Background]:
+    project = slurm_project(root, cluster, dataset)
     # An unreadable dataset: prepare_data's outputs exist, so the job starts and fails on the node.
     (project / "resources/data/mnist_embedded.pt").write_bytes(b"not a tensor file")
-    proc = snakemake(["results/tiny/checkpoints/resnet20-SGD-s0.pt", *SLURM, *CONFIG], project, job_env(cluster))
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
+    return project, Background(["results/tiny/checkpoints/resnet20-SGD-s0.pt", *SLURM, *CONFIG], project,
+                               job_env(cluster))
+
+
+def failed_job_reports_its_slurm_log(project: Path, run: Background) -> None:
+    returncode, out = run.wait()
+    assert returncode != 0
     logs = slurm_logs(project)["train"]
     assert len(logs) == 2  # the profile's retries: 1 -> resubmitted once
     for log in logs:
@@ -186,11 +239,14 @@ def failed_job_reports_its_slurm_log(cluster: Cluster, dataset: Path, tmp_path: 
         assert "Error in rule train" in log.read_text()  # ... which holds the job's own report
 
 
-def gpu_request_fails_at_submission(cluster: Cluster, dataset: Path, tmp_path: Path) -> None:
-    project = slurm_project(tmp_path / "project", cluster, dataset)
-    proc = snakemake([*gpu_config(project), *SLURM], project, job_env(cluster))
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
+def start_gpu_request(cluster: Cluster, dataset: Path, root: Path) -> tuple[Path, Background]:
+    project = slurm_project(root, cluster, dataset)
+    return project, Background([*gpu_config(project), *SLURM], project, job_env(cluster))
+
+
+def gpu_request_fails_at_submission(cluster: Cluster, project: Path, run: Background) -> None:
+    returncode, out = run.wait()
+    assert returncode != 0
     assert "SLURM sbatch failed" in out and " --gpus=1" in out and f" -p {cluster.partition} " in out
     assert "sbatch: error: Invalid generic resource (gres) specification" in out  # SLURM's own words
     assert "train" not in slurm_logs(project)  # nothing ran

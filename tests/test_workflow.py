@@ -24,7 +24,8 @@ TINY = "--configfile configs/tiny.yaml"
 CONFIG = TINY.split()
 DATA = "resources/data/mnist_embedded.pt"
 RUNS = 4  # 1 arch x 2 methods x 2 seeds
-pytestmark = pytest.mark.slow
+# one worker builds the module's fixtures (the trained and published origin, the pulled clone)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny_dag")]
 
 
 @pytest.fixture(scope="module")
