@@ -80,9 +80,13 @@ def fresh(origin: Path, tmp_path: Path, env: dict) -> Path:
 
 @pytest.fixture(scope="module")
 def pulled(origin, env, tmp_path_factory) -> tuple[Path, str]:
-    """A fresh clone after the one-liner of docs/running.md: pull, then the whole DAG in one run."""
+    """A fresh clone after the one-liner of docs/running.md: pull, then the whole DAG in one run,
+    through the venv's `snakemake` alone with no project Python on PATH (every rule runs the
+    interpreter that runs Snakemake, not the first `python` on PATH)."""
     repo = fresh(origin, tmp_path_factory.mktemp("fresh"), env)
-    return repo, run(f"dvc pull train@tiny && snakemake --cores 2 {TINY}", repo, env)
+    run("dvc pull train@tiny", repo, env)
+    snakemake, bare = venv_only(env)
+    return repo, run([snakemake, "--cores", "2", *CONFIG], repo, bare)
 
 
 def test_readme_one_liner_never_retrains(pulled, trained):
@@ -91,6 +95,7 @@ def test_readme_one_liner_never_retrains(pulled, trained):
     # The data was prepared by that same run, after the pull: the case that used to retrain.
     assert planned_jobs(output, "prepare_data") == 1
     assert planned_jobs(output, "oneshot") == RUNS and planned_jobs(output, "train") == 0
+    assert planned_jobs(output, "tables") == 1 and (repo / "results/tiny/summary.csv").stat().st_size > 0
     assert checkpoints(repo) == trained
     assert not (repo / "logs/tiny/train").exists()
 
@@ -134,16 +139,6 @@ def test_changed_run_settings_retrain_through_the_params_trigger(origin, env, tm
     assert planned_jobs(dry, "train") == 2  # SGD, both seeds
     assert dry.count("Params have changed since last execution") >= 2
     assert all(DATA in line for line in job_inputs(dry, "train"))
-
-
-def test_venv_snakemake_runs_the_whole_dag_with_no_python_on_path(origin, env, tmp_path):
-    """Every rule runs the interpreter that runs Snakemake, not the first `python` on PATH."""
-    repo = fresh(origin, tmp_path, env)
-    run("dvc pull train@tiny", repo, env)
-    snakemake, bare = venv_only(env)
-    output = run([snakemake, "--cores", "2", *CONFIG], repo, bare)
-    assert planned_jobs(output, "oneshot") == RUNS and planned_jobs(output, "tables") == 1
-    assert (repo / "results/tiny/summary.csv").stat().st_size > 0
 
 
 def test_dag_outputs_hold_sane_numbers(pulled):
