@@ -4,12 +4,11 @@
 # only asks Snakemake what they need (a record of the job, forced runs) and logs.
 import functools
 
-from compressible.training.launch import gpu_claim, launcher
-
 from snakemake.io import IOFile
 from snakemake.logging import logger
 
 from compressible.dvc_pull import published
+from compressible.training.launch import gpu_claim, launcher
 
 
 def trained_here(path):

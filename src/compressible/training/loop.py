@@ -36,19 +36,19 @@ from ..checkpoint import save_checkpoint
 from ..compress.prunable import prunable_parameters
 from ..data import ImageSplits, StreamingSplits, load_splits, train_batches
 from ..device import autocast, describe, memory_format, use_tf32
-from .distributed import Processes, agree, barrier, prepare_model, setup, shard, teardown, wrap
-from .divergence import LossWatch
-from ..progress import EpochClock, step_bar
 from ..evaluate import evaluate
-from .interrupt import StopRequest
 from ..models import build_arch
 from ..optim.schedules import lr_factor
 from ..optim.sfw_init import Batch, learn_initialization
+from ..progress import EpochClock, step_bar
 from ..provenance import provenance, write_json_atomic
 from ..registry import METHODS
-from .resume import Position, load_state, remove_state, restore, save_state
 from ..runs import RunSpec
 from ..runtime import make_deterministic
+from .distributed import Processes, agree, barrier, prepare_model, setup, shard, teardown, wrap
+from .divergence import LossWatch
+from .interrupt import StopRequest
+from .resume import Position, load_state, remove_state, restore, save_state
 from .stops import Interrupted
 
 
