@@ -8,6 +8,7 @@ every file. Without ``torchrun`` (no ``WORLD_SIZE`` in the environment) nothing 
 """
 from __future__ import annotations
 
+import collections
 import os
 from dataclasses import dataclass
 
@@ -58,9 +59,19 @@ def setup(gpus_per_run: int, batch_size: int, device: str = "auto") -> Processes
     return Processes(dist.get_rank(), world, device)
 
 
+# The last all-reduces of `agree`, held until the process group is gone. A gloo worker thread
+# that drops the last reference to a finished all-reduce frees its tensor, which needs the GIL;
+# if that happens while the main thread destroys the process group (joining those threads with
+# the GIL held) both wait forever. Held here, those tensors are freed by the main thread. The
+# threads run the all-reduces in order and each is waited for, so a few suffice. (DDP's own
+# all-reduces hold bucket tensors that Python never sees.)
+_RECENT_WORK: collections.deque = collections.deque(maxlen=8)
+
+
 def teardown(processes: Processes) -> None:
     if processes.distributed and dist.is_initialized():
         dist.destroy_process_group()
+    _RECENT_WORK.clear()
 
 
 def prepare_model(model: nn.Module, processes: Processes, sync_bn: bool) -> nn.Module:
@@ -99,7 +110,9 @@ def agree(loss: torch.Tensor, stop: bool, processes: Processes) -> tuple[torch.T
     if not processes.distributed:
         return loss, stop
     values = torch.stack([loss.detach().float().reshape(()), torch.tensor(float(stop), device=loss.device)])
-    dist.all_reduce(values)
+    work = dist.all_reduce(values, async_op=True)
+    work.wait()
+    _RECENT_WORK.append((work, values))  # see teardown
     return values[0].double() / processes.world, values[1].item() > 0  # as Python divided it
 
 
