@@ -2,13 +2,19 @@
 as git sees it, clones of it, the commands run in them, and the jobs Snakemake plans or runs."""
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 GIT_USER = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
@@ -75,3 +81,76 @@ def job_inputs(output: str, rule: str) -> list[str]:
     blocks = re.split(r"^\s*(?:local)?rule ", output, flags=re.M)[1:]
     return [re.search(r"^\s*input: (.*)$", b, flags=re.M).group(1)
             for b in blocks if b.startswith(f"{rule}:")]
+
+
+# --- one build per pytest run, shared by the parallel workers ----------------------------------
+def once_per_run(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """The directory ``name`` that ``build`` fills once per pytest run, by whichever worker asks
+    first while the others wait for it. Parallel workers' temporary directories lie in the
+    run's own (``<basetemp>/popen-gwN``), so that is where it goes; a build that failed is
+    started again by the next worker that asks."""
+    root = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    target, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+            build(target)
+            done.touch()
+    return target
+
+
+TINY = ["--configfile", "configs/tiny.yaml"]
+
+
+@dataclass(frozen=True)
+class TinyRuns:
+    """configs/tiny.yaml trained and published in ``origin``; pulled into a fresh clone, whose
+    one `snakemake` run evaluated everything (its output in ``log``); that run's summary and
+    tables copied, untouched, to ``outputs`` (the reference a run elsewhere must equal)."""
+
+    origin: Path
+    pulled: Path
+    log: str
+    outputs: Path
+
+
+def tiny_runs(factory: pytest.TempPathFactory) -> TinyRuns:
+    root = once_per_run(factory, "tiny-runs", build_tiny_runs)
+    return TinyRuns(root / "origin", root / "pulled", (root / "pulled.log").read_text(), root / "outputs")
+
+
+def build_tiny_runs(root: Path) -> None:
+    env = isolated_env(root / "home")
+    origin = copy_project(root / "origin", env)
+    snakemake, bare = venv_only(env)
+    run([snakemake, "train_all", "--cores", "2", *TINY], origin, bare)
+    publish(origin, "tiny", env)
+    pulled = clone(origin, root / "pulled", env)
+    run("dvc pull train@tiny", pulled, env)
+    (root / "pulled.log").write_text(run([snakemake, "--cores", "2", *TINY], pulled, bare))
+    (root / "outputs/results/tiny").mkdir(parents=True)
+    shutil.copy2(pulled / "results/tiny/summary.csv", root / "outputs/results/tiny")
+    shutil.copytree(pulled / "paper_tables/tiny", root / "outputs/paper_tables/tiny")
+
+
+def venv_only(env: dict) -> tuple[str, dict]:
+    """The running interpreter's `snakemake` by absolute path, and a PATH holding no Python of
+    the project (README: `.venv/bin/snakemake` works with nothing activated)."""
+    bare = os.pathsep.join(d for d in ("/usr/bin", "/bin") if Path(d).is_dir())
+    python = shutil.which("python", path=bare) or shutil.which("python3", path=bare)
+    assert python is None or not Path(python).resolve().is_relative_to(Path(sys.prefix).resolve())
+    return str(Path(sys.executable).parent / "snakemake"), dict(env, PATH=bare)
+
+
+def publish(repo: Path, experiment: str, env: dict) -> None:
+    """docs/running.md, "Publishing an experiment": list it in dvc.yaml, commit, push, git commit."""
+    spec = yaml.safe_load((repo / "dvc.yaml").read_text())
+    spec["stages"]["train"]["foreach"][experiment] = {"config": f"configs/{experiment}.yaml"}
+    (repo / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    run(["dvc", "commit", "-f", f"train@{experiment}"], repo, env)
+    run(["dvc", "push", f"train@{experiment}"], repo, env)
+    commit(repo, env, f"checkpoints of {experiment}")
