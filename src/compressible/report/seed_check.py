@@ -149,35 +149,34 @@ def claim_problems(paper: pub.Paper, text: str) -> list[str]:
 
 
 def completeness(paper: pub.Paper, text: str) -> dict:
-    """Each table of the text: ('stored', [table names]) or ('excluded', reason)."""
-    found = {}
+    """Each table of the text (and each position the data names beyond them), by position:
+    ("stored", "<table names>"), ("excluded", reason) or ("missing", "")."""
+    stored: dict = {}
     for table in paper.tables.values():
         if table.source is not None:
-            found.setdefault(table.source, ("stored", []))[1].append(table.name)
-    for position, reason in paper.excluded.items():
-        found[position] = ("excluded", reason) if position not in found else ("stored and excluded", reason)
-    return {t.position: found.get(t.position, ("missing", "")) for t in text_tables(text)} | \
-        {p: v for p, v in found.items() if p > len(text_tables(text))}
+            stored.setdefault(table.source, []).append(table.name)
+    positions = sorted({t.position for t in text_tables(text)} | set(stored) | set(paper.excluded))
+    return {p: ("stored", ", ".join(stored[p])) if p in stored else
+               ("excluded", paper.excluded[p]) if p in paper.excluded else ("missing", "")
+            for p in positions}
 
 
 def completeness_problems(paper: pub.Paper, text: str) -> list[str]:
-    """Tables of the text neither stored nor excluded (or both), positions the text lacks, and
-    printed cells of a stored table that no number holds."""
-    count, problems = len(text_tables(text)), []
-    for position, (state, what) in completeness(paper, text).items():
-        if position > count:
-            problems.append(f"{paper.source}: table {position} is named, but the text has {count} tables")
-        elif state != "stored" and state != "excluded":
-            problems.append(f"{paper.source}: the text's table {position} is {state}: store it "
+    """Tables of the text neither stored nor excluded, positions the text lacks, and printed
+    cells of a stored table that no number holds."""
+    tables, problems = text_tables(text), []
+    for position, (state, _) in completeness(paper, text).items():
+        if position > len(tables):
+            problems.append(f"{paper.source}: table {position} is named, but the text has {len(tables)} tables")
+        elif state == "missing":
+            problems.append(f"{paper.source}: the text's table {position} is missing: store it "
                             f"(a table's `source.table`) or name it under `excluded` with a reason")
     held = {(n.source.table, n.source.label, n.source.index)
             for t in paper.tables.values() for n in t.numbers if n.source is not None}
-    for table in text_tables(text):
-        if completeness(paper, text)[table.position][0] != "stored":
-            continue
-        unheld = [(label, i) for label, i in table.value_cells() if (table.position, label, i) not in held]
-        problems += [f"{paper.source}: table {table.position}, row {label!r}, cell {i} is printed but not stored"
-                     for label, i in unheld]
+    for table in tables:
+        if any(t.source == table.position for t in paper.tables.values()):
+            problems += [f"{paper.source}: table {table.position}, row {label!r}, cell {i} is printed but not stored"
+                         for label, i in table.value_cells() if (table.position, label, i) not in held]
     return problems
 
 
