@@ -274,3 +274,30 @@ def test_every_published_name_is_registered_or_its_table_says_what_is_pending(pa
             else:
                 assert not missing, f"{paper.name}/{table.name} names unregistered {sorted(missing)}"
     assert _unregistered(papers["cram"].tables["table4"]) >= {"adam", "bert", "squad", "bert_encoder"}
+
+
+def test_the_report_on_pending_tables_says_not_run(tmp_path):
+    """An image experiment's summary against the BERT tables: nothing matches (methods over Adam,
+    the bert architecture, oBERT, the finetune flag), nothing crashes, every reproducible cell is
+    not run and the cited and speed-up rows are shown, never judged."""
+    import csv
+
+    from compressible.config import load_config
+    from compressible.report.aggregate import COLUMNS
+    from compressible.report.reproduction import build_report
+    from test_published_tables import summary_rows
+
+    summary = tmp_path / "summary.csv"
+    with open(summary, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(summary_rows())
+    cfg = dict(load_config(ROOT / "configs" / "default.yaml").resolved,
+               reproduces=["cram/table4", "cram/table5", "cram/table19", "cram/table20"])
+    text = build_report(summary, cfg, PUBLISHED)
+    rows = [ln.split(" | ") for ln in text.splitlines() if ln.startswith("| ") and " | bert | " in ln]
+    verdicts = [r[-2] for r in rows]
+    assert len(rows) == 110 and set(verdicts) == {"not run", "cited"}
+    assert verdicts.count("cited") == 18 + 20  # Table 5's gradual methods (two N.A.), Table 20
+    assert "no method `cram_plus_multi` (base=adam, p_base=0.3) in this config" in text
+    assert "0 of 72 numbers reproduced (72 not run)" in text
