@@ -26,9 +26,9 @@ def test_every_paper_file_loads_with_numbers_or_claims(papers):
     counts = {name: len(list(pub.iter_numbers({name: p}))) for name, p in papers.items()}
     assert counts["cram"] > 300 and counts["sfw_pruning"] == 17 and counts["ca_sfw"] == 0
     assert len(list(pub.iter_claims({"ca_sfw": papers["ca_sfw"]}))) >= 3
-    cram_tables = set(papers["cram"].tables)
-    for n in (1, 3, 4, 6, 7, 8, 9, 10, 11, 12, 14, 15, 16, 17, 18):
-        assert f"table{n}" in cram_tables
+    # every table of CrAM's text, named as the paper numbers them (Tables 2 and 3: finetuning)
+    assert {f"table{n}" for n in range(1, 21)} <= set(papers["cram"].tables)
+    assert "ResNet-18" in papers["cram"].tables["table2"].title and "ResNet-50" in papers["cram"].tables["table3"].title
 
 
 @pytest.mark.parametrize("token, value, std", [
@@ -58,7 +58,9 @@ def seeds_dir() -> Path:
     env = os.environ.get("COMPRESSIBLE_SEEDS")
     folder = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "seeds"
     if not folder.is_dir():
-        pytest.skip(f"no folder with the papers' texts: set COMPRESSIBLE_SEEDS (looked for {folder})")
+        reason = f"no folder with the papers' texts: set COMPRESSIBLE_SEEDS (looked for {folder})"
+        print(reason)
+        pytest.skip(reason)
     return folder
 
 
@@ -66,7 +68,8 @@ def test_contexts_occur_in_the_papers_texts(papers):
     seeds = seeds_dir()
     for paper in papers.values():
         text = pub.normalize_space(pub.seed_text(paper, seeds))
-        missing = [n.where for n in pub.iter_numbers({paper.name: paper}) if n.context not in text]
+        missing = [n.where for n in pub.iter_numbers({paper.name: paper})
+                   if n.context.rstrip(" |") not in text]  # table lines: trailing empty cells left out
         assert not missing, missing
 
 
@@ -146,7 +149,7 @@ def test_unknown_reproduces_entry_lists_the_published_tables():
 
 
 def test_claim_sides_pair_by_position_or_repeat_a_single_row(papers):
-    [claim] = [c for c in pub.iter_claims(papers) if c.ref == "cram/table17/multi-above-sgd-sam-high-sparsity"]
+    [claim] = [c for c in pub.iter_claims(papers) if c.ref == "cram/table11/multi-above-sgd-sam"]
     assert [(a.row, a.column, b.row, b.column) for a, b in claim.pairs] == [
         ("CrAM+-Multi", "80%", "Baseline", "80%"), ("CrAM+-Multi", "90%", "Baseline", "90%"),
         ("CrAM+-Multi", "80%", "SAM", "80%"), ("CrAM+-Multi", "90%", "SAM", "90%")]

@@ -3,9 +3,10 @@
 Each number is a cell of a paper's table: a row (a method, named as this project's registry
 names it, plus the parameters that tell the paper's variants apart) and a column (a one-shot
 operator, level and whether BNT followed, or ``dense``), in a setup (dataset, architecture,
-epochs). Each keeps the token it was read from in the paper's text, so that the value can be
-checked against it. Claims are orderings between cells ("CrAM+-Multi keeps more accuracy than
-SGD at 80 %") that a reduced-scale run can still test.
+epochs). Each keeps the token it was read from in the paper's text and where it stands there
+(table, row label, cell), so that :mod:`.seed_check` can compare it with the text. Claims are
+orderings between cells ("CrAM+-Multi keeps more accuracy than SGD at 80 %"), each with the
+paper's sentence that makes it, that a reduced-scale run can still test.
 """
 from __future__ import annotations
 
@@ -67,10 +68,20 @@ class Cell:
     prunable: Optional[str] = None
     epochs: Optional[int] = None
     note: str = ""
+    finetune: bool = False  # the pruned model was finetuned with its mask fixed (CrAM's Table 5)
+    metric: str = "accuracy"
 
     @property
     def key(self) -> tuple:
         return (self.paper, self.table, self.setup.name, self.row, self.column)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a table's number stands in the paper's text: table position, row label, cell index."""
+    table: int
+    label: str
+    index: int
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,7 @@ class Number:
     where: str  # file and key, for messages
     n: int = 1  # runs the paper's mean and std are over (its table's `n`)
     margin: float = 0.5  # pp: the equivalence margin of the verdict (its table's `margin`)
+    source: Optional[Source] = None  # None: a number of the prose, its context a sentence
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,7 @@ class Claim:
     threshold: float
     pairs: tuple  # ((Cell, Cell), ...)
     where: str
+    sentence: str = ""  # the paper's sentence that makes the claim
 
     @property
     def ref(self) -> str:
@@ -113,6 +126,8 @@ class Table:
     numbers: list = field(default_factory=list)
     claims: list = field(default_factory=list)
     selection: Optional[str] = None  # the paper shows the best entry of a sweep (report/selection.py)
+    source: Optional[int] = None  # the table's position in the paper's text (None: from the prose)
+    pending: Optional[str] = None  # what this project lacks to train its rows (e.g. language models)
 
 
 @dataclass
@@ -123,6 +138,7 @@ class Paper:
     setups: dict
     tables: dict
     source: str
+    excluded: dict = field(default_factory=dict)  # text table position -> why it is not stored
 
 
 # ---------------------------------------------------------------- tokens
@@ -132,8 +148,9 @@ _NUMBER = re.compile(r"\d+(\.\d+)?")
 
 
 def token_parts(token: str) -> tuple[str, Optional[str]]:
-    """The value and std as printed: "95.70.1" -> ("95.7", "0.1"); "92.9 0." -> ("92.9", "0.")."""
-    text = token.strip().removesuffix("%").strip()
+    """The value and std as printed: "95.70.1" -> ("95.7", "0.1"); "92.9 0." -> ("92.9", "0.");
+    "1.3x" (a speed-up) -> ("1.3", None)."""
+    text = token.strip().removesuffix("%").removesuffix("x").strip()
     parts = text.split()
     if len(parts) == 2 and _NUMBER.fullmatch(parts[0]) and re.fullmatch(r"\d+\.\d*", parts[1]):
         return parts[0], parts[1]
@@ -239,6 +256,7 @@ class _Resolver:
     def __init__(self, path: Path, raw: dict):
         self.path, self.raw, self.name = path, raw, raw["paper"]
         self.setups = {k: Setup(k, **v) for k, v in raw["setups"].items()}
+        self.sources: dict = {}  # text table position -> the table stored from it
 
     def fail(self, key: str, message: str) -> None:
         raise PublishedError(f"{self.path}: key '{key}': {message}")
@@ -247,7 +265,17 @@ class _Resolver:
         tables = {name: self.table(name, spec) for name, spec in self.raw["tables"].items()}
         for name, spec in self.raw["tables"].items():
             tables[name].claims = [self.claim(tables, name, i, c) for i, c in enumerate(spec.get("claims", []))]
-        return Paper(self.name, self.raw["title"], self.raw["seed_prefix"], self.setups, tables, str(self.path))
+        return Paper(self.name, self.raw["title"], self.raw["seed_prefix"], self.setups, tables, str(self.path),
+                     self.excluded(tables))
+
+    def excluded(self, tables: dict) -> dict:
+        out = {}
+        for i, entry in enumerate(self.raw.get("excluded", [])):
+            stored = [t.name for t in tables.values() if t.source == entry["table"]]
+            if entry["table"] in out or stored:
+                self.fail(f"excluded.{i}", f"table {entry['table']} is {'stored as ' + stored[0] if stored else 'excluded twice'}")
+            out[entry["table"]] = entry["reason"]
+        return out
 
     def setup(self, name: str, key: str) -> Setup:
         if name not in self.setups:
@@ -256,9 +284,14 @@ class _Resolver:
 
     def table(self, name: str, spec: dict) -> Table:
         key = f"tables.{name}"
-        self._check_rows_and_columns(spec, key)
+        self._check_rows(spec, key)
+        source = spec.get("source", {}).get("table")
+        if source is not None:
+            if source in self.sources:
+                self.fail(f"{key}.source.table", f"table {source} of the text is already stored as {self.sources[source]}")
+            self.sources[source] = name
         table = Table(self.name, name, spec["title"], self.setup(spec["setup"], f"{key}.setup"),
-                      selection=spec.get("selection"))
+                      selection=spec.get("selection"), source=source, pending=spec.get("pending"))
         seen = set()
         for i, group in enumerate(spec.get("numbers", [])):
             for number in self.numbers(name, spec, group, f"{key}.numbers.{i}"):
@@ -268,14 +301,10 @@ class _Resolver:
                 table.numbers.append(number)
         return table
 
-    def _check_rows_and_columns(self, spec: dict, key: str) -> None:
+    def _check_rows(self, spec: dict, key: str) -> None:
         for row, r in spec["rows"].items():
             if r.get("reproducible", True) != ("method" in r):
                 self.fail(f"{key}.rows.{row}", "a reproducible row names its method; a cited one (reproducible: false) has none")
-        for column, c in spec["columns"].items():
-            dense = c["compressor"] == DENSE
-            if dense == ("level" in c) or (not dense and "bnt" not in c) or (dense and "bnt" in c):
-                self.fail(f"{key}.columns.{column}", "the dense column has no level and no bnt; every other column has both")
 
     def cell(self, table: str, spec: dict, row: str, column: str, setup: Optional[str], key: str) -> Cell:
         if row not in spec["rows"]:
@@ -285,13 +314,22 @@ class _Resolver:
         r, c = spec["rows"][row], spec["columns"][column]
         # the most specific wins: a number group's (or claim side's) setup, then the row, the column
         merged = {part: next((v for v in ((setup if part == "setup" else None), r.get(part), c.get(part))
-                              if v is not None), None) for part in ("setup", "bnt", "prunable")}
-        if c["compressor"] == DENSE:
-            merged["bnt"] = None
+                              if v is not None), None)
+                  for part in ("setup", "bnt", "prunable", "compressor", "level", "finetune")}
+        operator = merged["compressor"]
+        if operator is None:
+            self.fail(key, f"neither row {row!r} nor column {column!r} names a compressor")
+        if operator == DENSE:
+            merged["bnt"] = None  # a row's bnt (SFW evaluates without) means nothing unpruned
+            if merged["level"] is not None:
+                self.fail(key, f"row {row!r}, column {column!r}: the dense model has no level")
+        elif merged["level"] is None or merged["bnt"] is None:
+            self.fail(key, f"row {row!r}, column {column!r}: a compressed cell needs a level and bnt (from its row or column)")
         return Cell(self.name, table, self.setup(merged["setup"] or spec["setup"], key), row, column,
                     r.get("reproducible", True), r.get("method"), copy.deepcopy(r.get("params", {})),
-                    tuple(r.get("given", ())), c["compressor"], c.get("level"), merged["bnt"],
-                    merged["prunable"], r.get("epochs"), r.get("note", ""))
+                    tuple(r.get("given", ())), operator, merged["level"], merged["bnt"],
+                    merged["prunable"], r.get("epochs"), r.get("note", ""), bool(merged["finetune"]),
+                    c.get("metric", spec.get("metric", "accuracy")))
 
     def numbers(self, table: str, spec: dict, group: dict, key: str) -> list:
         out = []
@@ -305,8 +343,22 @@ class _Resolver:
             if n.get("std") is not None and spec.get("n", 1) < 2:
                 self.fail(where, "a number with a std needs its table's `n` (the runs the paper's std is over, at least 2)")
             out.append(Number(cell, float(n["value"]), n.get("std"), n["token"], group["context"], note,
-                              f"{self.path}: {where}", spec.get("n", 1), float(spec.get("margin", 0.5))))
+                              f"{self.path}: {where}", spec.get("n", 1), float(spec.get("margin", 0.5)),
+                              self.source(spec, group, column, key)))
         return out
+
+    def source(self, spec: dict, group: dict, column: str, key: str) -> Optional[Source]:
+        """Where a table's number stands in the text; None for a number of the prose."""
+        if "source" not in spec:
+            if "label" in group or "columns" in group:
+                self.fail(key, "a label (or columns) locates a number in a table of the text: give the table a source")
+            return None
+        if "label" not in group:  # a sentence of the prose beside the table (CrAM's Table 17, before BNT)
+            return None
+        index = group.get("columns", {}).get(column, spec["source"]["columns"].get(column))
+        if index is None:
+            self.fail(f"{key}.cells.{column}", f"column {column!r} has no cell index in the table's source.columns")
+        return Source(spec["source"]["table"], group["label"], index)
 
     def _check_token(self, n: dict, context: str, key: str) -> None:
         try:
@@ -341,8 +393,10 @@ class _Resolver:
             for c in (a, b):
                 if not c.reproducible and c.key not in published:
                     self.fail(key, f"cited row {c.row!r} enters the claim but has no published number in column {c.column!r}")
+        if normalize_space(spec["sentence"]) != spec["sentence"]:
+            self.fail(f"{key}.sentence", "write the sentence with single spaces (the check normalizes the text so)")
         return Claim(self.name, table, spec["id"], spec["text"], spec["kind"], float(threshold), tuple(pairs),
-                     f"{self.path}: {key}")
+                     f"{self.path}: {key}", spec["sentence"])
 
 
 def _pair_up(left: list, right: list, key: str, fail) -> list:
@@ -424,5 +478,6 @@ def as_dict(number: Number) -> dict[str, Any]:
     return {"paper": c.paper, "table": c.table, "setup": c.setup.name, "dataset": c.setup.dataset,
             "arch": c.setup.arch, "epochs": c.epochs or c.setup.epochs, "row": c.row,
             "column": c.column, "method": c.method, "params": c.params, "compressor": c.compressor,
-            "level": c.level, "bnt": c.bnt, "prunable": c.prunable, "value": number.value,
-            "std": number.std, "token": number.token, "reproducible": c.reproducible}
+            "level": c.level, "bnt": c.bnt, "prunable": c.prunable, "finetune": c.finetune,
+            "metric": c.metric, "value": number.value, "std": number.std, "token": number.token,
+            "reproducible": c.reproducible}

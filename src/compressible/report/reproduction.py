@@ -88,7 +88,11 @@ def _same_level(ours: str, level) -> bool:
 
 def ours_for(df: pd.DataFrame, cell: pub.Cell, label: str) -> Optional[Ours]:
     """Our measurements of the cell for one method label, or None where none exist."""
+    if cell.finetune and "finetune" not in df.columns:  # no finetune-after-pruning stage yet: none
+        return None
     part = df[df["arch"].isin(cell.setup.archs) & (df["method"] == label)]
+    if "finetune" in df.columns:
+        part = part[part["finetune"].astype(str).str.lower().isin(["true", "1"]) == cell.finetune]
     if cell.compressor == pub.DENSE:
         values = part.groupby("seed", sort=True)["dense_accuracy"].first()
         return _ours(label, values.tolist(), tuple(values.index), 0, part=part) if len(values) else None
