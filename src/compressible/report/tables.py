@@ -3,7 +3,8 @@
 When the config reproduces a published table that meets this one (see :mod:`.overlay`), each
 method row gets, beneath it, one smaller row per published row it reproduces: the paper's value
 (± its std where given) and Δ = ours − published, with † where the reproduction report's
-verdict is "deviates" (the 95 % interval of Δ lies outside the margin). The paper's columns join ours (a dense column, levels we did not run), a
+verdict is "deviates" (the 95 % interval of Δ lies outside the margin) and "stand-in" where our
+run is not the paper's setup (dataset, architecture, width, epochs), which is never judged. The paper's columns join ours (a dense column, levels we did not run), a
 published cell with no result of ours reads "not run", and the paper's rows that this config
 does not train, or that it only cites, follow below a rule, marked so.
 """
@@ -27,7 +28,8 @@ NOT_RUN = "not run"
 NOTES = [
     "Beside ours, the published numbers of {refs}: under each method, one smaller row per",
     "published row it reproduces, with the paper's value (+- its std where given) and the difference",
-    "(Delta = ours - published); a dagger where |Delta| > max(2 std published, 2 std ours, 0.5 pp).",
+    "(Delta = ours - published); a dagger where the 95% interval of Delta lies outside the margin",
+    "(REPRODUCTION.md); 'stand-in': our run is not the paper's setup and is not judged.",
     "'not run': a published cell with no result of ours. Below the last rule: rows of the paper that",
     "this config does not train ('not run') or that the paper only cites ('cited').",
 ]
@@ -84,7 +86,7 @@ def accuracy_table(summary_csv, out_tex: str | Path, arch: str, operator: str, a
     present = stats.drop_duplicates("level").sort_values(["level_value", "level"])["level"].tolist()
     columns = [p for lv in (levels or present) for p in present if same_level(lv, p)]
     shown = shown_numbers(cfg, arch, operator, after_bnt, published_dir)
-    columns, rows, notes = _layout(summary_csv, stats, columns, shown, methods_order)
+    columns, rows, notes = _layout(summary_csv, stats, columns, shown, methods_order, cfg)
     when = "after BNT (mean $\\pm$ std over seeds and BNT trials)" if after_bnt else "before BNT (mean $\\pm$ std over seeds)"
     text = _environment().get_template("accuracy_table.tex.j2").render(
         source=Path(summary_csv).as_posix(), caption=f"{arch}, {operator}: test accuracy (%) {when}",
@@ -93,11 +95,12 @@ def accuracy_table(summary_csv, out_tex: str | Path, arch: str, operator: str, a
     return _write(out_tex, text)
 
 
-def _layout(summary_csv, stats, columns: list[str], shown: list[Shown], methods_order: list[str]) -> tuple:
+def _layout(summary_csv, stats, columns: list[str], shown: list[Shown], methods_order: list[str],
+            cfg: Optional[dict] = None) -> tuple:
     """(columns, rows, header notes): ours alone, or with the published rows when any are shown."""
     if not shown:
         return columns, _rows(stats, columns, methods_order), []
-    grid = PublishedGrid(summary_csv, stats, columns, shown)
+    grid = PublishedGrid(summary_csv, stats, columns, shown, cfg)
     refs = ", ".join(dict.fromkeys(s.ref for s in shown))
     return grid.columns, grid.rows(methods_order), [line.format(refs=refs) for line in NOTES]
 
@@ -132,12 +135,14 @@ def small(text: str) -> str:
     return f"{{\\footnotesize {text}}}"
 
 
-def delta_text(number: pub.Number, ours: rep.Ours) -> str:
+def delta_text(number: pub.Number, ours: rep.Ours, cfg: Optional[dict] = None) -> str:
     """'$\\Delta\\,{-2.1}^{\\dagger}$': ours − published, one decimal as the tables print; the
-    dagger where the reproduction report's verdict is 'deviates'."""
+    dagger where the reproduction report's verdict is 'deviates'; ', stand-in' where our run is
+    not the paper's setup (``cfg``, the resolved config, tells)."""
     d = f"{ours.mean - number.value:+.1f}".replace("-0.0", "+0.0")
-    mark = "^{\\dagger}" if rep.verdict(number, ours) == "deviates" else ""
-    return f"$\\Delta\\,{{{d}}}{mark}$"
+    verdict = rep.verdict(number, ours, cfg)
+    mark = "^{\\dagger}" if verdict == "deviates" else ""
+    return f"$\\Delta\\,{{{d}}}{mark}$" + (", stand-in" if verdict == "stand-in" else "")
 
 
 def _level_order(level: str) -> tuple:
@@ -147,8 +152,8 @@ def _level_order(level: str) -> tuple:
 class PublishedGrid:
     """Our rows with the published rows beneath them, over our columns and the paper's."""
 
-    def __init__(self, summary_csv, stats, columns: list[str], shown: list[Shown]):
-        self.stats, self.shown = stats, shown
+    def __init__(self, summary_csv, stats, columns: list[str], shown: list[Shown], cfg: Optional[dict] = None):
+        self.stats, self.shown, self.cfg = stats, shown, cfg
         self.df = load_summary(summary_csv)  # for rep.ours_for
         self.dense = next((s.cell for s in shown if s.cell.compressor == DENSE), None)
         self.columns = ([DENSE] if self.dense else []) + self._levels(columns)
@@ -211,7 +216,7 @@ class PublishedGrid:
     def _published_cell(self, s: Shown, label: str) -> str:
         ours = rep.ours_for(self.df, s.cell, label)
         value = f"${published_text(s.number)}$"
-        return small(value + (f" ({delta_text(s.number, ours)})" if ours else ""))
+        return small(value + (f" ({delta_text(s.number, ours, self.cfg)})" if ours else ""))
 
     def orphan_row(self, group: list[Shown], first: bool) -> dict:
         s = group[0]
