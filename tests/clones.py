@@ -10,7 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
+TINY = "--configfile configs/tiny.yaml"  # the end-to-end tests' experiment
+DATA = "resources/data/mnist_embedded.pt"
 GIT_USER = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
             "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
 
@@ -75,3 +79,29 @@ def job_inputs(output: str, rule: str) -> list[str]:
     blocks = re.split(r"^\s*(?:local)?rule ", output, flags=re.M)[1:]
     return [re.search(r"^\s*input: (.*)$", b, flags=re.M).group(1)
             for b in blocks if b.startswith(f"{rule}:")]
+
+
+def publish(repo: Path, experiment: str, env: dict) -> None:
+    """docs/running.md, "Publishing an experiment": list it in dvc.yaml, commit, push, git commit."""
+    spec = yaml.safe_load((repo / "dvc.yaml").read_text())
+    spec["stages"]["train"]["foreach"][experiment] = {"config": f"configs/{experiment}.yaml"}
+    (repo / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    run(["dvc", "commit", "-f", f"train@{experiment}"], repo, env)
+    run(["dvc", "push", f"train@{experiment}"], repo, env)
+    commit(repo, env, f"checkpoints of {experiment}")
+
+
+def venv_only(env: dict) -> tuple[str, dict]:
+    """The running interpreter's `snakemake` by absolute path, and a PATH holding no Python of
+    the project (README: `.venv/bin/snakemake` works with nothing activated)."""
+    bare = os.pathsep.join(d for d in ("/usr/bin", "/bin") if Path(d).is_dir())
+    python = shutil.which("python", path=bare) or shutil.which("python3", path=bare)
+    assert python is None or not Path(python).resolve().is_relative_to(Path(sys.prefix).resolve())
+    return str(Path(sys.executable).parent / "snakemake"), dict(env, PATH=bare)
+
+
+def fresh(origin: Path, tmp_path: Path, env: dict) -> Path:
+    """A clone of the published origin: no checkpoints, no data yet."""
+    repo = clone(origin, tmp_path / "repo", env)
+    assert not (repo / "results/tiny/checkpoints").exists() and not (repo / DATA).exists()
+    return repo

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
+from clones import TINY, copy_project, fresh, isolated_env, publish, run, venv_only
 from compressible.data import ImageSplits
 
 # Tiny tensors on a 2-core machine: one thread avoids contention between OpenMP workers.
@@ -34,6 +36,36 @@ def synthetic_splits(n_train: int = 256, n_test: int = 64, classes: int = 4, siz
 @pytest.fixture
 def splits() -> ImageSplits:
     return synthetic_splits()
+
+
+# --- the tiny DAG, once per session ------------------------------------------------------------
+# tests/test_workflow.py and tests/test_html_report.py read the same run; both carry
+# `xdist_group("tiny_dag")`, so on parallel workers one worker builds these.
+@pytest.fixture(scope="session")
+def env(tmp_path_factory) -> dict:
+    return isolated_env(tmp_path_factory.mktemp("home"))
+
+
+@pytest.fixture(scope="session")
+def origin(tmp_path_factory, env) -> Path:
+    """Where `tiny` was trained (Snakemake holds metadata of its train jobs) and published; its
+    jobs ran through the venv's `snakemake` alone, with no project Python on PATH."""
+    repo = copy_project(tmp_path_factory.mktemp("origin"), env)
+    snakemake, bare = venv_only(env)
+    run([snakemake, "train_all", "--cores", "2", *TINY.split()], repo, bare)
+    publish(repo, "tiny", env)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def pulled(origin, env, tmp_path_factory) -> tuple[Path, str]:
+    """A fresh clone after the one-liner of docs/running.md: pull, then the whole DAG in one run,
+    through the venv's `snakemake` alone with no project Python on PATH (every rule runs the
+    interpreter that runs Snakemake, not the first `python` on PATH)."""
+    repo = fresh(origin, tmp_path_factory.mktemp("fresh"), env)
+    run("dvc pull train@tiny", repo, env)
+    snakemake, bare = venv_only(env)
+    return repo, run([snakemake, "--cores", "2", *TINY.split()], repo, bare)
 
 
 # --- parallel workers --------------------------------------------------------------------------

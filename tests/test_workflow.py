@@ -9,60 +9,22 @@ pull, after it, or by the same `snakemake` run that evaluates them.
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from clones import clone, commit, copy_project, digest, isolated_env, job_inputs, planned_jobs, run
+from clones import DATA, TINY, digest, fresh, job_inputs, planned_jobs, run
 
-TINY = "--configfile configs/tiny.yaml"
 CONFIG = TINY.split()
-DATA = "resources/data/mnist_embedded.pt"
 RUNS = 4  # 1 arch x 2 methods x 2 seeds
-# one worker builds the module's fixtures (the trained and published origin, the pulled clone)
+# one worker builds the session's tiny DAG fixtures (the trained and published origin, the pulled clone)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny_dag")]
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory) -> dict:
-    return isolated_env(tmp_path_factory.mktemp("home"))
-
-
-def publish(repo: Path, experiment: str, env: dict) -> None:
-    """docs/running.md, "Publishing an experiment": list it in dvc.yaml, commit, push, git commit."""
-    spec = yaml.safe_load((repo / "dvc.yaml").read_text())
-    spec["stages"]["train"]["foreach"][experiment] = {"config": f"configs/{experiment}.yaml"}
-    (repo / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    run(["dvc", "commit", "-f", f"train@{experiment}"], repo, env)
-    run(["dvc", "push", f"train@{experiment}"], repo, env)
-    commit(repo, env, f"checkpoints of {experiment}")
-
-
-def venv_only(env: dict) -> tuple[str, dict]:
-    """The running interpreter's `snakemake` by absolute path, and a PATH holding no Python of
-    the project (README: `.venv/bin/snakemake` works with nothing activated)."""
-    bare = os.pathsep.join(d for d in ("/usr/bin", "/bin") if Path(d).is_dir())
-    python = shutil.which("python", path=bare) or shutil.which("python3", path=bare)
-    assert python is None or not Path(python).resolve().is_relative_to(Path(sys.prefix).resolve())
-    return str(Path(sys.executable).parent / "snakemake"), dict(env, PATH=bare)
-
-
-@pytest.fixture(scope="module")
-def origin(tmp_path_factory, env) -> Path:
-    """Where `tiny` was trained (Snakemake holds metadata of its train jobs) and published; its
-    jobs ran through the venv's `snakemake` alone, with no project Python on PATH."""
-    repo = copy_project(tmp_path_factory.mktemp("origin"), env)
-    snakemake, bare = venv_only(env)
-    run([snakemake, "train_all", "--cores", "2", *CONFIG], repo, bare)
-    publish(repo, "tiny", env)
-    return repo
-
-
+# `env`, `origin` (tiny trained and published) and `pulled` (a fresh clone after the README's
+# one-liner) are session fixtures in conftest.py: tests/test_html_report.py reads the same run.
 @pytest.fixture(scope="module")
 def trained(origin) -> dict[str, str]:
     return {p.name: digest(p) for p in sorted((origin / "results/tiny/checkpoints").glob("*.pt"))}
@@ -70,23 +32,6 @@ def trained(origin) -> dict[str, str]:
 
 def checkpoints(repo: Path) -> dict[str, str]:
     return {p.name: digest(p) for p in sorted((repo / "results/tiny/checkpoints").glob("*.pt"))}
-
-
-def fresh(origin: Path, tmp_path: Path, env: dict) -> Path:
-    repo = clone(origin, tmp_path / "repo", env)
-    assert not (repo / "results/tiny/checkpoints").exists() and not (repo / DATA).exists()
-    return repo
-
-
-@pytest.fixture(scope="module")
-def pulled(origin, env, tmp_path_factory) -> tuple[Path, str]:
-    """A fresh clone after the one-liner of docs/running.md: pull, then the whole DAG in one run,
-    through the venv's `snakemake` alone with no project Python on PATH (every rule runs the
-    interpreter that runs Snakemake, not the first `python` on PATH)."""
-    repo = fresh(origin, tmp_path_factory.mktemp("fresh"), env)
-    run("dvc pull train@tiny", repo, env)
-    snakemake, bare = venv_only(env)
-    return repo, run([snakemake, "--cores", "2", *CONFIG], repo, bare)
 
 
 def test_readme_one_liner_never_retrains(pulled, trained):

@@ -5,14 +5,14 @@ def figure_outputs():
     beside its PNG is the same figure)."""
     pngs = {EXPERIMENT.figure(a.name, e.operator, "png"): dict(arch=a.name, operator=e.operator)
             for a in CFG.archs for e in EXPERIMENT.plotted_entries()}
-    return [in_report(f, "Figures", "figure", figure="accuracy vs sparsity", **pngs[f]) if f in pngs else f
-            for f in FIGURES]
+    return [in_report(f, "Figures", "figure", pngs[f]["arch"], figure="accuracy vs sparsity", **pngs[f])
+            if f in pngs else f for f in FIGURES]
 
 
 def table_outputs():
     """TABLES, each marked for the HTML report with its architecture, operator and BNT."""
     kinds = {"bnt": "after", "nobnt": "before"}
-    return [in_report(EXPERIMENT.table(a.name, e.operator, kind), "Tables", "table",
+    return [in_report(EXPERIMENT.table(a.name, e.operator, kind), "Tables", "table", a.name,
                       arch=a.name, operator=e.operator, BNT=kinds[kind])
             for a in CFG.archs for e in CFG.oneshot for kind in EXPERIMENT.table_kinds()]
 

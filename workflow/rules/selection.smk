@@ -9,7 +9,7 @@ def selection_outputs():
     pngs = {EXPERIMENT.selection_figure(a.name, e.operator, "png"): dict(arch=a.name, operator=e.operator)
             for a in CFG.archs for e in EXPERIMENT.plotted_entries()}
     marked = {EXPERIMENT.selection: in_report(EXPERIMENT.selection, "Results", "selection")}
-    marked.update({f: in_report(f, "Figures", "selection_figure", figure="best configuration", **labels)
+    marked.update({f: in_report(f, "Figures", "selection_figure", labels["arch"], figure="best configuration", **labels)
                    for f, labels in pngs.items()})
     return [marked.get(f, f) for f in SELECTION]
 
