@@ -33,26 +33,38 @@ def decoded(data_uri: str) -> bytes:
     return base64.b64decode(data_uri.split(";base64,", 1)[1])
 
 
+def split_row(line: str) -> list[str]:
+    """The cells of a Markdown table row (an escaped pipe stays inside its cell)."""
+    return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+
 def claim_rows(markdown: str) -> list[tuple[str, str]]:
     """(verdict, paper) of every row of REPRODUCTION.md's claim tables, in order."""
-    rows, inside = [], False
+    rows, header = [], None
     for line in markdown.splitlines():
-        if line.startswith("| claim | comparisons (ours) | verdict | paper |"):
-            inside = True
-        elif inside and line.startswith("| ") and not line.startswith("| ---"):
-            rows.append(tuple(cell.strip() for cell in line.rstrip("|").split(" | ")[-2:]))
+        if line.startswith("| claim |"):
+            header = split_row(line)
+        elif header and line.startswith("| ") and not line.startswith("| ---"):
+            cells = dict(zip(header, split_row(line)))
+            rows.append((cells["verdict"], cells["paper"]))
         elif not line.startswith("|"):
-            inside = False
+            header = None
     return rows
 
 
 def html_rows(page: str) -> list[tuple[str, str]]:
-    """(verdict, paper) of every four-cell body row of the rendered page, in order."""
+    """(verdict, paper) of every body row of the rendered page's claim tables, in order."""
+    def text(cell: str) -> str:
+        return unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+
     rows = []
-    for row in re.findall(r"<tr>(.*?)</tr>", page, flags=re.S):
-        cells = [unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td>(.*?)</td>", row, flags=re.S)]
-        if len(cells) == 4:
-            rows.append(tuple(cells[-2:]))
+    for table in re.findall(r"<table>(.*?)</table>", page, flags=re.S):
+        header = [text(c) for c in re.findall(r"<th>(.*?)</th>", table, flags=re.S)]
+        if header[:1] != ["claim"]:
+            continue
+        for row in re.findall(r"<tr>(.*?)</tr>", table.split("</thead>", 1)[1], flags=re.S):
+            cells = dict(zip(header, (text(c) for c in re.findall(r"<td>(.*?)</td>", row, flags=re.S))))
+            rows.append((cells["verdict"], cells["paper"]))
     return rows
 
 
