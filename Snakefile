@@ -4,6 +4,7 @@
 #   snakemake --cores all                                   # the embedded default (configs/default.yaml)
 #   snakemake --cores all --configfile configs/<paper>.yaml # any other experiment
 #   snakemake --profile workflow/profiles/slurm --configfile configs/<paper>.yaml   # on a SLURM cluster
+#   snakemake --report report.html [--configfile …]          # afterwards: one self-contained HTML file
 
 from compressible import strict_yaml
 
@@ -12,6 +13,9 @@ from compressible import strict_yaml
 if not config:
     with open("configs/default.yaml") as handle:
         config.update(strict_yaml.load(handle))  # a key given twice is refused
+
+# The HTML report's front page; the results it holds are marked in the rules (in_report, common.smk).
+report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"     # config validation, paths, helpers
 include: "workflow/rules/data.smk"       # prepare_data: dataset -> resources/data/<dataset>.pt

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
+from clones import TinyRuns, isolated_env, tiny_runs
 from compressible.data import ImageSplits
 
 # Tiny tensors on a 2-core machine: one thread avoids contention between OpenMP workers.
@@ -34,6 +36,36 @@ def synthetic_splits(n_train: int = 256, n_test: int = 64, classes: int = 4, siz
 @pytest.fixture
 def splits() -> ImageSplits:
     return synthetic_splits()
+
+
+# --- the tiny DAG, once per pytest run --------------------------------------------------------
+# configs/tiny.yaml trained and published (`origin`), pulled into a fresh clone whose one
+# `snakemake` ran the whole DAG (`pulled`): read by tests/test_workflow.py and
+# tests/test_html_report.py, and by tests/test_slurm.py as the local reference, whichever worker
+# builds it first (tests/clones.py: once_per_run).
+@pytest.fixture(scope="session")
+def env(tmp_path_factory) -> dict:
+    return isolated_env(tmp_path_factory.mktemp("home"))
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> TinyRuns:
+    return tiny_runs(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def origin(tiny) -> Path:
+    """Where `tiny` was trained (Snakemake holds metadata of its train jobs) and published; its
+    jobs ran through the venv's `snakemake` alone, with no project Python on PATH."""
+    return tiny.origin
+
+
+@pytest.fixture(scope="session")
+def pulled(tiny) -> tuple[Path, str]:
+    """A fresh clone after the one-liner of docs/running.md: pull, then the whole DAG in one run,
+    through the venv's `snakemake` alone with no project Python on PATH (every rule runs the
+    interpreter that runs Snakemake, not the first `python` on PATH); and that run's output."""
+    return tiny.pulled, tiny.log
 
 
 # --- parallel workers --------------------------------------------------------------------------

@@ -15,34 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from clones import TinyRuns, clone, digest, isolated_env, job_inputs, planned_jobs, run, tiny_runs
+from clones import clone, digest, job_inputs, planned_jobs, run
 
 TINY = "--configfile configs/tiny.yaml"
 CONFIG = TINY.split()
 DATA = "resources/data/mnist_embedded.pt"
 RUNS = 4  # 1 arch x 2 methods x 2 seeds
-# one worker builds the module's fixtures (the trained and published origin, the pulled clone)
+# one worker: the tests below read and rerun in the shared clone one at a time
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny_dag")]
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory) -> dict:
-    return isolated_env(tmp_path_factory.mktemp("home"))
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> TinyRuns:
-    """Built once per pytest run (the SLURM test compares with the same run); its jobs ran
-    through the venv's `snakemake` alone, with no project Python on PATH."""
-    return tiny_runs(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def origin(tiny) -> Path:
-    """Where `tiny` was trained (Snakemake holds metadata of its train jobs) and published."""
-    return tiny.origin
-
-
+# `env`, `origin` (tiny trained and published) and `pulled` (a fresh clone after the README's
+# one-liner) are fixtures of conftest.py, built once per pytest run.
 @pytest.fixture(scope="module")
 def trained(origin) -> dict[str, str]:
     return {p.name: digest(p) for p in sorted((origin / "results/tiny/checkpoints").glob("*.pt"))}
@@ -56,14 +40,6 @@ def fresh(origin: Path, tmp_path: Path, env: dict) -> Path:
     repo = clone(origin, tmp_path / "repo", env)
     assert not (repo / "results/tiny/checkpoints").exists() and not (repo / DATA).exists()
     return repo
-
-
-@pytest.fixture(scope="module")
-def pulled(tiny) -> tuple[Path, str]:
-    """A fresh clone after the one-liner of docs/running.md: pull, then the whole DAG in one run,
-    through the venv's `snakemake` alone with no project Python on PATH (every rule runs the
-    interpreter that runs Snakemake, not the first `python` on PATH)."""
-    return tiny.pulled, tiny.log
 
 
 def test_readme_one_liner_never_retrains(pulled, trained):

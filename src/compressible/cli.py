@@ -155,13 +155,17 @@ def cmd_pull(args) -> None:
         sys.exit(code)
 
 
-@command("reproduce", SUMMARY, CONFIG, OUT, PUBLISHED_ARG)
+@command("reproduce", SUMMARY, CONFIG, OUT, PUBLISHED_ARG,
+         arg("--html", default=None, help="also its HTML rendering (what `snakemake --report` shows)"))
 def cmd_reproduce(args) -> None:
     """Published numbers and claims beside ours (REPRODUCTION.md)."""
+    from .report.html import write_markdown_page
     from .report.reproduction import write_report
 
     out = write_report(args.summary, read_config(args.config).resolved, args.out, args.published)
     print(f"{out}: written")
+    if args.html:
+        print(f"{write_markdown_page(out, args.html)}: written")
 
 
 @command("plan", arg("--config", "--configfile", dest="config", required=True),

@@ -200,6 +200,11 @@ class Experiment:
     def reproduction_report(self) -> str:
         return f"paper_tables/{self.name}/REPRODUCTION.md"
 
+    @property
+    def reproduction_html(self) -> str:
+        """REPRODUCTION.md rendered (report/html.py): the form `snakemake --report` shows."""
+        return f"paper_tables/{self.name}/REPRODUCTION.html"
+
     def log(self, name: str) -> str:
         return f"logs/{self.name}/{name}.log"
 

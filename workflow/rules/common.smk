@@ -66,6 +66,14 @@ def oneshot_settings(wildcards):
     return json.dumps([asdict(entry), asdict(CFG.bnt), CFG.prunable], sort_keys=True)
 
 
+def in_report(path, category, caption, subcategory=EXP, **labels):
+    """``path`` in `snakemake --report report.html`: under ``category`` and ``subcategory`` (the
+    experiment, or an architecture), with the caption workflow/report/<caption>.rst (relative to
+    this folder, as Snakemake resolves it) and ``labels``, the columns of the category's list."""
+    return report(path, caption=f"../report/{caption}.rst", category=category, subcategory=subcategory,
+                  labels=labels or None)
+
+
 CHECKPOINTS = EXPERIMENT.checkpoints()
 ONESHOT_RESULTS = EXPERIMENT.oneshot_results()
 SUMMARY = EXPERIMENT.summary

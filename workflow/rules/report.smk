@@ -1,9 +1,28 @@
+# Aggregation, figures and tables; the outputs `snakemake --report report.html` shows are marked
+# with in_report (common.smk): category, caption (workflow/report/) and labels.
+def figure_outputs():
+    """FIGURES, the PNGs marked for the HTML report (its viewer shows them in place; each PDF
+    beside its PNG is the same figure)."""
+    pngs = {EXPERIMENT.figure(a.name, e.operator, "png"): dict(arch=a.name, operator=e.operator)
+            for a in CFG.archs for e in EXPERIMENT.plotted_entries()}
+    return [in_report(f, "Figures", "figure", pngs[f]["arch"], figure="accuracy vs sparsity", **pngs[f])
+            if f in pngs else f for f in FIGURES]
+
+
+def table_outputs():
+    """TABLES, each marked for the HTML report with its architecture, operator and BNT."""
+    kinds = {"bnt": "after", "nobnt": "before"}
+    return [in_report(EXPERIMENT.table(a.name, e.operator, kind), "Tables", "table", a.name,
+                      arch=a.name, operator=e.operator, BNT=kinds[kind])
+            for a in CFG.archs for e in CFG.oneshot for kind in EXPERIMENT.table_kinds()]
+
+
 rule aggregate:
     """All one-shot results -> the tidy summary.csv (one row per measurement)."""
     input:
         ONESHOT_RESULTS,
     output:
-        SUMMARY,
+        in_report(SUMMARY, "Results", "summary"),
     log:
         EXPERIMENT.log("aggregate"),
     shell:
@@ -17,7 +36,7 @@ rule figures:
         config=RESOLVED,
         published=PUBLISHED,
     output:
-        FIGURES,
+        figure_outputs(),
     log:
         EXPERIMENT.log("figures"),
     shell:
@@ -32,7 +51,7 @@ rule tables:
         config=RESOLVED,
         published=PUBLISHED,
     output:
-        TABLES,
+        table_outputs(),
     log:
         EXPERIMENT.log("tables"),
     shell:

@@ -8,7 +8,7 @@ try:
 except PublishedError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 
-REPRODUCTION = [EXPERIMENT.reproduction_report] if CFG.reproduces else []
+REPRODUCTION = [EXPERIMENT.reproduction_report, EXPERIMENT.reproduction_html] if CFG.reproduces else []
 
 
 rule reproduction:
@@ -18,9 +18,11 @@ rule reproduction:
         config=RESOLVED,
         published=PUBLISHED,
     output:
-        EXPERIMENT.reproduction_report,
+        markdown=EXPERIMENT.reproduction_report,
+        # the HTML report offers Markdown only as a download: its rendering is what it shows
+        html=in_report(EXPERIMENT.reproduction_html, "Reproduction", "reproduction"),
     log:
         EXPERIMENT.log("reproduction"),
     shell:
         "{PYTHON} -m compressible reproduce --summary {input.summary} --config {input.config}"
-        " --published " + PUBLISHED_DIR + " --out {output} > {log} 2>&1"
+        " --published " + PUBLISHED_DIR + " --out {output.markdown} --html {output.html} > {log} 2>&1"
