@@ -185,7 +185,7 @@ def test_report_is_byte_identical_and_independent_of_row_order(tmp_path, publish
 
 def test_default_config_reports_the_table17_claims(tmp_path):
     cfg = load_config(ROOT / "configs" / "default.yaml").resolved
-    assert cfg["reproduces"] == ["cram/table17/claims"]
+    assert cfg["reproduces"] == ["cram/table17/claims", "sfw_pruning/claims-at-default-scale/claims"]
     rows = [dict(r, method="SAM") for r in summary_rows() if r["method"] == "SGD"]
     text = build_report(write_summary(tmp_path / "s.csv", summary_rows() + rows), cfg)
     assert "### cram/table17" in text and "| row | column |" not in text  # claims only
@@ -194,6 +194,29 @@ def test_default_config_reports_the_table17_claims(tmp_path):
                       "at 90 % sparsity").endswith("| not run | holds |")  # no 70 % here
     assert line(text, "App. C.8: BNT improves the 90 %-sparse CrAM+-Multi model over its accuracy "
                       "before BNT (to over 90 %)").endswith("| holds | holds |")
+    # SFW-pruning's claim: this summary has no SFW run; the paper gives no number for it (n/a)
+    assert "## sfw_pruning: 0 of 1 claims hold (1 not run)\n" in text
+    assert line(text, SFW_CLAIM).endswith("| not run | n/a |")
+
+
+SFW_CLAIM = ("SFW-pruning significantly outperforms magnitude pruning of SGD-trained networks across sparsity "
+             "ratios (\"significantly\": by more than 1 pp), stated across datasets and architectures")
+
+
+def test_default_scale_sfw_claim_meets_the_defaults_sfw_and_sgd_runs(tmp_path):
+    """The SFW claim's table names the default's architecture: its SFW and SGD rows meet the
+    default's runs (a K-sparse SFW, an SGD) and the claim is judged with their interval."""
+    cfg = load_config(ROOT / "configs" / "default.yaml").resolved
+    base = summary_rows()[0]
+    rows = [dict(base, method=method, seed=seed, level=level, sparsity_prunable=level, sparsity_total=level,
+                 bnt_trial="", bnt_seed="", accuracy=accuracy + seed)  # seeds 1 pp apart
+            for method, accuracy in (("SGD", 20.0), ("SFW", 50.0)) for seed in (0, 1)
+            for level in ("0.7", "0.8", "0.9", "0.95")]
+    summary = write_summary(tmp_path / "s.csv", rows)
+    assert "## sfw_pruning: 1 of 1 claims hold\n" in build_report(summary, cfg)  # Δ 30 [27.0, 33.0] > 1 pp
+    close = [dict(r, accuracy=r["accuracy"] - 29.5) if r["method"] == "SFW" else r for r in rows]  # Δ 0.5
+    text = build_report(write_summary(tmp_path / "close.csv", close), cfg)
+    assert "## sfw_pruning: 0 of 1 claims hold (1 inconclusive)\n" in text
 
 
 def test_cli_writes_the_report_and_refuses_unknown_references(tmp_path, published, cfg):
