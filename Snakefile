@@ -26,7 +26,7 @@ include: "workflow/rules/reproduction.smk"  # published numbers beside ours -> R
 include: "workflow/rules/selection.smk"  # sweeps: best configuration per level and overall
 
 # On a cluster these run on the submit host: downloads need its network, the rest takes seconds.
-localrules: all, train_all, prepare_data, aggregate, figures, tables, select_best
+localrules: all, train_all, prepare_data, aggregate, figures, tables, reproduction, select_best
 
 
 rule all:

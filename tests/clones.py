@@ -106,6 +106,21 @@ def once_per_run(factory: pytest.TempPathFactory, name: str, build: Callable[[Pa
 TINY = ["--configfile", "configs/tiny.yaml"]
 
 
+def prepared_data(factory: pytest.TempPathFactory) -> Path:
+    """resources/data with the embedded MNIST prepared by its Snakemake rule (a local job), once
+    per pytest run: projects that copy it in find prepare_data done (every MNIST config shares
+    the file; subsets are cut when it is loaded)."""
+    def build(root: Path) -> None:
+        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+        run(["snakemake", "resources/data/mnist_embedded.pt", "--cores", "1", *TINY], copy_files(root / "project"), env)
+    return once_per_run(factory, "prepared-data", build) / "project/resources/data"
+
+
+def with_prepared_data(project: Path, factory: pytest.TempPathFactory) -> Path:
+    shutil.copytree(prepared_data(factory), project / "resources/data")
+    return project
+
+
 @dataclass(frozen=True)
 class TinyRuns:
     """configs/tiny.yaml trained and published in ``origin``; pulled into a fresh clone, whose

@@ -10,13 +10,13 @@ import re
 import pytest
 import yaml
 
-from clones import copy_files, isolated_env, run
+from clones import copy_files, isolated_env, run, with_prepared_data
 
 pytestmark = pytest.mark.slow
 
 
-def started_together(tmp_path, jobs_per_gpu: int) -> list[int]:
-    project = copy_files(tmp_path / f"p{jobs_per_gpu}")
+def started_together(tmp_path, factory, jobs_per_gpu: int) -> list[int]:
+    project = with_prepared_data(copy_files(tmp_path / f"p{jobs_per_gpu}"), factory)
     raw = yaml.safe_load((project / "configs/tiny.yaml").read_text())
     raw["methods"] = raw["methods"][:2]
     raw["seeds"] = raw["seeds"][:1]
@@ -30,9 +30,9 @@ def started_together(tmp_path, jobs_per_gpu: int) -> list[int]:
     return [int(n) for n in re.findall(r"Execute (\d+) jobs", out)]
 
 
-def test_one_job_per_gpu_runs_them_in_turn(tmp_path):
-    assert max(started_together(tmp_path, 1)) == 1
+def test_one_job_per_gpu_runs_them_in_turn(tmp_path, tmp_path_factory):
+    assert max(started_together(tmp_path, tmp_path_factory, 1)) == 1
 
 
-def test_two_jobs_per_gpu_share_it(tmp_path):
-    assert 2 in started_together(tmp_path, 2)
+def test_two_jobs_per_gpu_share_it(tmp_path, tmp_path_factory):
+    assert 2 in started_together(tmp_path, tmp_path_factory, 2)

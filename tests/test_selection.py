@@ -137,16 +137,16 @@ def test_configs_without_families_have_no_selection_outputs():
 
 
 @pytest.mark.slow
-def test_select_best_rule_end_to_end_picks_the_argmax_of_the_summary(tmp_path):
+def test_select_best_rule_end_to_end_picks_the_argmax_of_the_summary(tmp_path, tmp_path_factory):
     """The real DAG on a two-entry sweep (embedded MNIST, seconds): the rule's CSV names, per
     level, the entry whose summary accuracy is highest (recomputed here from summary.csv)."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from clones import copy_project, isolated_env, run
+    from clones import copy_project, isolated_env, run, with_prepared_data
 
     env = isolated_env(tmp_path / "home")
-    repo = copy_project(tmp_path / "repo", env)
+    repo = with_prepared_data(copy_project(tmp_path / "repo", env), tmp_path_factory)
     raw = copy.deepcopy(TINY)
     raw.update(experiment="sweep_e2e", seeds=[0], bnt={"trials": 0},
                oneshot=[{"operator": "filters_weights_only", "levels": [0.3, 0.6]}])

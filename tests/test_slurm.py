@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from slurm_cluster import Cluster, slurm_cluster, unavailable_reason
-from clones import copy_files, tiny_runs
+from clones import copy_files, prepared_data, tiny_runs
 
 # one worker: one cluster at a time (see the fixtures below)
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
@@ -46,11 +46,7 @@ def skip_without_slurm() -> None:
 def dataset(tmp_path_factory) -> Path:
     """resources/data prepared once (a local job), copied into every project below."""
     skip_without_slurm()
-    seed = tmp_path_factory.mktemp("dataset")
-    copy_files(seed)
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    succeed(["resources/data/mnist_embedded.pt", "--cores", "1", *CONFIG], seed, env)
-    return seed / "resources/data"
+    return prepared_data(tmp_path_factory)
 
 
 # One cluster at a time (they share SLURM's default config path): class-scoped fixtures.
@@ -200,7 +196,7 @@ def tiny_through_slurm_equals_local(cluster: Cluster, local: Path, remote: Path,
     print(f"tiny experiment through SLURM: {time.monotonic() - run.started:.0f} s (other runs alongside)")
 
     logs = slurm_logs(remote)
-    assert sorted(logs) == ["oneshot", "train"]  # data, aggregate, figures, tables ran locally
+    assert sorted(logs) == ["oneshot", "train"]  # data, aggregate, figures, tables, reproduction ran locally
     assert len(logs["train"]) == 4 and len(logs["oneshot"]) == 4  # 1 arch x 2 methods x 2 seeds
     submitted = dict(SUBMITTED.findall(out))
     assert f"slurm_partition={cluster.partition}" in out  # the profile read SBATCH_PARTITION
@@ -213,7 +209,7 @@ def tiny_through_slurm_equals_local(cluster: Cluster, local: Path, remote: Path,
             assert limits[rule] in info and f"Comment=rule_{rule}_wildcards_" in info
 
     outputs = ["results/tiny/summary.csv", *sorted(str(p.relative_to(local)) for p in (local / "paper_tables/tiny").iterdir())]
-    assert len(outputs) == 3  # summary + before/after BNT tables
+    assert len(outputs) == 5  # summary, before/after BNT tables, REPRODUCTION.md and its HTML
     for name in outputs:
         assert (remote / name).read_bytes() == (local / name).read_bytes(), name
 
