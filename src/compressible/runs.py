@@ -33,7 +33,8 @@ _NOT_TRAINING_KEYS = ("threads", "eval_batch_size", "gpus", "device", "compile",
 # BatchNorm batches unless synchronized, the float summation order of the gradient average).
 _NEUTRAL = {"arch": {"pretrained": None},
             "training": {"schedule_unit": "step", "schedule_loss": "epoch_mean", "gpus_per_run": 1,
-                         "sync_bn": False, "precision": "fp32", "tf32": True, "numerics": "fast"},
+                         "sync_bn": False, "precision": "fp32", "tf32": True, "numerics": "fast",
+                         "label_smoothing": 0.0, "freeze": ()},
             "method_params": {"constraint_scope": "layer", "delay_k_restore": "none", "feasible_start": True}}
 
 
