@@ -24,10 +24,10 @@ def step_bar(steps: Iterable, total: int, description: str) -> Iterator:
     return iter(tqdm(steps, total=total, desc=description, leave=False, dynamic_ncols=True))
 
 
-@dataclass
 METRIC_SHORT = {"accuracy": "acc"}  # the progress line's name of a metric
 
 
+@dataclass
 class EpochClock:
     """Times the epochs of this process (a resumed job counts from its own start)."""
 

@@ -41,7 +41,9 @@ def bert(num_classes=None, in_channels=None, width=None, *, pretrained=None, con
     if width is not None:
         raise ValueError("config key 'archs.width': bert has no width setting (its folder's config.json sets it)")
     from transformers import BertConfig, BertForQuestionAnswering
+    from transformers.utils import logging
 
+    logging.disable_progress_bar()  # job logs hold the project's lines, not a loading bar
     if config is not None:
         return BertForQuestionAnswering(BertConfig.from_dict(config))
     folder = check_folder(pretrained)
