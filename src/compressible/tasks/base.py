@@ -23,8 +23,8 @@ class Task:
                       augment: bool) -> Iterator[Any]:
         raise NotImplementedError
 
-    def move(self, batch: Any, processes, layout: torch.memory_format) -> Any:
-        """The batch (this process's part of it) on the process's device."""
+    def move(self, batch: Any, device: torch.device, layout: torch.memory_format) -> Any:
+        """The batch (this process's part of it) on ``device``."""
         raise NotImplementedError
 
     def loss(self, model: nn.Module, batch: Any, label_smoothing: float = 0.0) -> torch.Tensor:

@@ -16,13 +16,9 @@ class Classification(Task):
     def train_batches(self, splits, batch_size, generator, augment):
         return train_batches(splits, batch_size, generator, augment)
 
-    def move(self, batch, processes, layout):
-        """This process's shard of the batch on its device (in-memory batches are there already)."""
-        from ..training.distributed import shard
-
-        x, y = shard(*batch, processes)
-        return (x.to(processes.device, non_blocking=True, memory_format=layout),
-                y.to(processes.device, non_blocking=True))
+    def move(self, batch, device, layout):
+        x, y = batch
+        return x.to(device, non_blocking=True, memory_format=layout), y.to(device, non_blocking=True)
 
     def loss(self, model, batch, label_smoothing=0.0):
         x, y = batch

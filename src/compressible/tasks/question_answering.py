@@ -90,10 +90,8 @@ class QuestionAnswering(Task):
             idx = order[start:start + batch_size]
             yield {k: v[idx] for k, v in splits.train.items() if k in INPUTS + TARGETS}
 
-    def move(self, batch, processes, layout):
-        if processes.distributed:
-            raise ValueError("question answering trains on one process (training.gpus_per_run: 1)")
-        return {k: v.to(processes.device, non_blocking=True) for k, v in batch.items()}
+    def move(self, batch, device, layout):
+        return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
     def loss(self, model, batch, label_smoothing=0.0):
         out = model(**model_inputs(batch))

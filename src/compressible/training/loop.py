@@ -44,7 +44,7 @@ from ..registry import METHODS
 from ..runs import RunSpec
 from ..runtime import make_deterministic
 from ..tasks import Task, task_of, task_of_dataset
-from .distributed import Processes, agree, barrier, prepare_model, setup, teardown, wrap
+from .distributed import Processes, agree, barrier, prepare_model, setup, shard_batch, teardown, wrap
 from .divergence import LossWatch
 from .interrupt import StopRequest
 from .resume import Position, load_state, remove_state, restore, save_state
@@ -106,7 +106,7 @@ def train_step(net: nn.Module, optimizer, scheduler, batch, processes: Processes
     device) and whether any process was asked to stop. Batches already on the device
     (in-memory data) are not copied; streamed ones are moved here."""
     task = task or task_of_dataset("mnist_embedded")
-    batch = task.move(batch, processes, layout)
+    batch = task.move(shard_batch(batch, processes), processes.device, layout)
     cast = functools.partial(autocast, processes.device, precision)
     loss = optimizer.step(task_closure(net, batch, optimizer, task, cast, label_smoothing))
     scheduler.step()
