@@ -42,6 +42,7 @@ class Method:
     params: dict
     epochs: Optional[int]  # overrides training.epochs (the papers train dense baselines longer)
     family: Optional[str] = None  # the sweep it belongs to (None: its own); see report/selection.py
+    label_smoothing: Optional[float] = None  # overrides training.label_smoothing (CrAM App. D: per optimizer)
 
 
 @dataclass(frozen=True)
