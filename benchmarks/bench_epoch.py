@@ -92,7 +92,7 @@ def seconds_per_step(batches, method: str, device: torch.device, precision: str,
         if i == warmup:
             _sync(device)
             start = time.perf_counter()
-        train_step(net, optimizer, scheduler, x, y, one, precision=precision, layout=layout)
+        train_step(net, optimizer, scheduler, (x, y), one, precision=precision, layout=layout)
         done = i + 1
         if done == warmup + steps:
             break

@@ -53,7 +53,7 @@ def timed_epoch(parts: dict, splits: ImageSplits, batch: int) -> tuple[float, li
     step_times, start = [], time.perf_counter()
     for x, y in train_batches(splits, batch, torch.Generator().manual_seed(0)):
         t = time.perf_counter()
-        train_step(parts["model"], parts["optimizer"], parts["scheduler"], x, y, one)
+        train_step(parts["model"], parts["optimizer"], parts["scheduler"], (x, y), one)
         step_times.append(time.perf_counter() - t)
     return time.perf_counter() - start, step_times
 

@@ -90,7 +90,7 @@ def steps(spec, data: Path, n: int = STEPS):
     layout = memory_format(t.processes.device, t.model)
     losses = []
     for x, y in train_batches(t.splits, spec.training.batch_size, t.data_order, spec.training.augment):
-        loss, _ = train_step(t.net, t.optimizer, t.scheduler, x, y, t.processes, False,
+        loss, _ = train_step(t.net, t.optimizer, t.scheduler, (x, y), t.processes, False,
                              spec.training.precision, layout)
         losses.append(float(loss))
         if len(losses) == n:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .artefacts import read_with
-from .models import build_model
+from .models import rebuild
 
 
 def save_checkpoint(model: nn.Module, arch: dict, num_classes: int, in_channels: int,
@@ -32,6 +32,6 @@ def load_checkpoint(path: str | Path) -> nn.Module:
     """Rebuild the model and load its weights (``weights_only`` loading: no code execution)."""
     payload = read_with(path, "checkpoint", lambda p: torch.load(p, map_location="cpu", weights_only=True))
     arch = payload["arch"]
-    model = build_model(arch["name"], payload["num_classes"], payload["in_channels"], arch.get("width"))
+    model = rebuild(arch, payload["num_classes"], payload["in_channels"])
     model.load_state_dict(payload["model"])
     return model.eval()

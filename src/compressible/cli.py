@@ -90,7 +90,8 @@ def cmd_train(args) -> None:
     numerics.enter(spec.training.numerics, args.relaunch)
     info = train_run(spec, args.data, args.out, args.resume)
     if info:  # processes other than 0 of a torchrun launch write nothing
-        print(f"{args.out}: test accuracy {info['final_test_accuracy']:.2f}% in {info['wall_time_s']:.1f}s")
+        metric = next(k for k in info if k.startswith("final_test_"))
+        print(f"{args.out}: test {metric[len('final_test_'):]} {info[metric]:.2f}% in {info['wall_time_s']:.1f}s")
 
 
 @command("oneshot", CONFIG, OUT, *RUN, arg("--checkpoint", required=True), arg("--operator", required=True))

@@ -42,6 +42,7 @@ class Method:
     params: dict
     epochs: Optional[int]  # overrides training.epochs (the papers train dense baselines longer)
     family: Optional[str] = None  # the sweep it belongs to (None: its own); see report/selection.py
+    label_smoothing: Optional[float] = None  # overrides training.label_smoothing (CrAM App. D: per optimizer)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class Training:
     tf32: bool = True  # TF32 tensor cores for fp32 convolutions and matmuls on CUDA (device.py)
     schedule_loss: str = "epoch_mean"  # or last_batch: the epoch loss sfw_dynamic compares
     numerics: str = "fast"  # or portable: the same CPU bytes on every x86-64 machine (numerics.py)
+    label_smoothing: float = 0.0  # of the training loss's cross-entropies (CrAM App. D for BERT)
+    freeze: tuple = ()  # model parts not trained, e.g. BERT's embeddings (CrAM App. D)
 
 
 @dataclass(frozen=True)
@@ -161,9 +164,14 @@ def typed(cfg: dict) -> Config:
     return Config(
         experiment=cfg["experiment"], description=cfg["description"], dataset=cfg["dataset"],
         archs=[Arch(**a) for a in cfg["archs"]], methods=[Method(**m) for m in cfg["methods"]],
-        seeds=list(cfg["seeds"]), training=Training(**cfg["training"]), prunable=cfg["prunable"],
+        seeds=list(cfg["seeds"]), training=Training(**training_of(cfg)), prunable=cfg["prunable"],
         oneshot=[OneShot(**e) for e in cfg["oneshot"]], bnt=BNT(**cfg["bnt"]),
         report=Report(**cfg["report"]), reproduces=list(cfg["reproduces"]), resolved=cfg)
+
+
+def training_of(cfg: dict) -> dict:
+    """The ``training`` mapping with ``freeze`` as a tuple (the dataclass is hashable)."""
+    return dict(cfg["training"], freeze=tuple(cfg["training"]["freeze"]))
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -208,6 +216,46 @@ def _check_names(cfg: dict, check_files: bool = True) -> None:
     _unique(cfg["seeds"], "seeds")
     _check_schedule(cfg)
     _check_dataset(cfg, check_files)
+    _check_task(cfg, check_files)
+
+
+def _check_task(cfg: dict, check_files: bool) -> None:
+    """The archs fit the dataset's task; what the task cannot do is refused (names the key)."""
+    task = getattr(registry.DATASETS.get(cfg["dataset"]["name"]), "task", "classification")
+    for i, arch in enumerate(cfg["archs"]):
+        builder = registry.MODELS.get(arch["name"])
+        own = getattr(builder, "task", "classification")
+        if own != task:
+            raise ConfigError(f"config key 'archs.{i}.name': {arch['name']!r} is a {own} model, but dataset "
+                              f"{cfg['dataset']['name']!r} is a {task} task")
+        if getattr(builder, "pretrained_folder", False):
+            _check_folder(builder, arch, f"archs.{i}.pretrained", check_files)
+        allowed = getattr(builder, "freezable", {})
+        for j, part in enumerate(cfg["training"]["freeze"]):
+            if part not in allowed:
+                raise ConfigError(f"config key 'training.freeze.{j}': {arch['name']!r} has no part {part!r} "
+                                  f"to freeze; allowed: {', '.join(allowed) or 'nothing'}")
+    if task == "classification":
+        return
+    if cfg["bnt"]["trials"]:
+        raise ConfigError(f"config key 'bnt.trials': {cfg['bnt']['trials']}, but a {task} model has no "
+                          "BatchNorm to tune; allowed: 0")
+    if cfg["training"]["gpus_per_run"] != 1:
+        raise ConfigError(f"config key 'training.gpus_per_run': {task} trains on one process; allowed: 1")
+
+
+def _check_folder(builder, arch: dict, key: str, check_files: bool) -> None:
+    """A model built from a folder needs it named; its files are checked with the data's."""
+    from .models.bert import check_folder
+
+    if not arch.get("pretrained"):
+        raise ConfigError(f"config key '{key}': {arch['name']!r} is built from a Transformers model folder; "
+                          "give its path (e.g. models/bert-base-uncased)")
+    if check_files:
+        try:
+            check_folder(arch["pretrained"], key)
+        except FileNotFoundError as err:
+            raise ConfigError(str(err)) from None
 
 
 def _check_dataset(cfg: dict, check_files: bool = True) -> None:

@@ -24,6 +24,7 @@ from .provenance import provenance, write_json_atomic
 from .registry import COMPRESSORS
 from .runs import Run
 from .runtime import make_deterministic
+from .tasks import Task, task_of
 
 
 @torch.no_grad()
@@ -58,25 +59,69 @@ def bnt_trials(model: nn.Module, splits: ImageSplits, bnt: BNT, run_seed: int, e
     return trials
 
 
+class GradientSource:
+    """Gradients of the training loss for data-dependent compressors (``needs_gradients``, e.g.
+    oBERT's empirical Fisher): ``gradients(model, params, count)`` yields, for ``count`` training
+    batches drawn from a generator seeded by the run, the gradient of each of ``params`` of
+    ``model`` at its current weights (a compressor that recomputes gets the same batches)."""
+
+    def __init__(self, task: Task, splits, batch_size: int, seed: int, label_smoothing: float = 0.0):
+        self.task, self.splits, self.batch_size = task, splits, batch_size
+        self.seed, self.label_smoothing = seed, label_smoothing
+
+    def batches(self):
+        generator = torch.Generator().manual_seed(1_000_003 * (self.seed + 1) - 1)
+        while True:
+            yield from self.task.train_batches(self.splits, self.batch_size, generator, False)
+
+    def gradients(self, model: nn.Module, params: list, count: int):
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()  # no dropout: the gradients of the model as it is evaluated
+        try:
+            for _, batch in zip(range(count), self.batches()):
+                batch = {k: v.to(device) for k, v in batch.items()} if isinstance(batch, dict) else \
+                    tuple(v.to(device) for v in batch)
+                grads = torch.autograd.grad(self.task.loss(model, batch, self.label_smoothing), params)
+                yield [g.detach() for g in grads]
+        finally:
+            model.train(was_training)
+
+
+def compress(model: nn.Module, operator: str, level, prunable: list, gradients: GradientSource | None):
+    """Apply the registered compressor; one that ``needs_gradients`` also gets the source."""
+    compressor = COMPRESSORS.get(operator)
+    if getattr(compressor, "needs_gradients", False):
+        return compressor(model, level, prunable, gradients=gradients)
+    return compressor(model, level, prunable)
+
+
+def measure(task: Task, model: nn.Module, splits, eval_batch: int) -> dict:
+    """{metric: value, ..., "loss": mean loss} of ``model`` on the evaluation split."""
+    scores, loss = task.evaluate(model, splits, eval_batch)
+    return {**scores, "loss": loss}
+
+
 def oneshot_level(dense, splits: ImageSplits, operator: str, level, prunable: str,
-                  bnt: BNT, run_seed: int, eval_batch: int) -> dict:
+                  bnt: BNT, run_seed: int, eval_batch: int, task: Task | None = None,
+                  gradients: GradientSource | None = None) -> dict:
     """Compress a copy of ``dense`` at one level and measure it before and after BNT."""
+    task = task or task_of({"name": "mnist_embedded"})
     model = copy.deepcopy(dense)
-    model = COMPRESSORS.get(operator)(model, level, prunable_parameters(model, prunable))
+    model = compress(model, operator, level, prunable_parameters(model, prunable), gradients)
     prunable_names = [n for n, _ in prunable_parameters(dense, prunable)]
-    input_shape = splits.input_shape  # (C, H, W), in-memory or streamed
-    accuracy, loss = evaluate(model, splits, eval_batch)
-    accounting = account(dense, model, prunable_names, input_shape)
+    input_shape = splits.input_shape  # (C, H, W), in-memory or streamed; (tokens,) for text
+    before = measure(task, model, splits, eval_batch)
+    accounting = account(dense, model, prunable_names, input_shape, task.input_dtype)
     # compression-aware SFW, Fig. 1: how far compression moves the prunable weights
     accounting["relative_distance"] = relative_distance(dense, model, prunable_names)
     return {"operator": operator, "level": level, "prunable": prunable, "accounting": accounting,
-            "before_bnt": {"accuracy": accuracy, "loss": loss},
-            "bnt_trials": bnt_trials(model, splits, bnt, run_seed, eval_batch)}
+            "before_bnt": before, "bnt_trials": bnt_trials(model, splits, bnt, run_seed, eval_batch)}
 
 
-def level_line(result: dict, elapsed: float) -> str:
-    """One level's progress line: accuracy before BNT and the mean over the BNT trials."""
-    text = f"level {result['level']}: before BNT {result['before_bnt']['accuracy']:.2f}%"
+def level_line(result: dict, elapsed: float, metric: str = "accuracy") -> str:
+    """One level's progress line: the metric before BNT and the mean over the BNT trials."""
+    text = f"level {result['level']}: before BNT {result['before_bnt'][metric]:.2f}%"
     trials = [t["accuracy"] for t in result["bnt_trials"]]
     if trials:
         text += f", after BNT {sum(trials) / len(trials):.2f}% (mean of {len(trials)} trials)"
@@ -92,18 +137,22 @@ def oneshot_run(cfg: Config, run: Run, checkpoint: str | Path, data_path: str | 
     device = resolve_device(cfg.training.device)  # compression, evaluation and BNT all run there
     splits = load_splits(data_path, cfg.dataset).to(device)
     dense = load_checkpoint(checkpoint).to(device)
-    entry = cfg.entry(operator)
+    entry, task = cfg.entry(operator), task_of(cfg.dataset)
     prunable = entry.prunable or cfg.prunable
     eval_batch = cfg.training.eval_batch_size
-    dense_acc, dense_loss = evaluate(dense, splits, eval_batch)
-    print(f"{run.name} {operator}: dense {dense_acc:.2f}% on {device}", flush=True)
+    dense_scores = measure(task, dense, splits, eval_batch)
+    print(f"{run.name} {operator}: dense {dense_scores[task.primary]:.2f}% on {device}", flush=True)
+    gradients = GradientSource(task, splits, cfg.training.batch_size, run.seed, cfg.training.label_smoothing)
     levels = []
     for level in entry.levels:
-        levels.append(oneshot_level(dense, splits, operator, level, prunable, cfg.bnt, run.seed, eval_batch))
-        print(level_line(levels[-1], time.perf_counter() - start), flush=True)
+        levels.append(oneshot_level(dense, splits, operator, level, prunable, cfg.bnt, run.seed, eval_batch,
+                                    task, gradients))
+        print(level_line(levels[-1], time.perf_counter() - start, task.primary), flush=True)
+    # the metric names only where they are not the image experiments' accuracy (same JSON there)
+    metrics = {} if task.metrics == ("accuracy",) else {"metrics": list(task.metrics)}
     write_json_atomic(out, {
         "run": run.identity(), "experiment": cfg.experiment, "dataset": cfg.dataset["name"],
-        "checkpoint": str(checkpoint), "operator": operator, "prunable": prunable,
-        "dense": {"accuracy": dense_acc, "loss": dense_loss}, "levels": levels,
+        "checkpoint": str(checkpoint), "operator": operator, "prunable": prunable, **metrics,
+        "dense": dense_scores, "levels": levels,
         "provenance": provenance(cfg.resolved, run.seed, time.perf_counter() - start, describe(device, tf32=cfg.training.tf32)),
     })

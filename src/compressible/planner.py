@@ -75,8 +75,11 @@ def macs_per_image(arch_json: str, num_classes: int, input_shape: tuple) -> floa
 
 
 def step_seconds(table: list[StepTime], device: str, method: Method, precision: str,
-                 flops: float, batch_size: int) -> float | None:
-    """Predicted seconds of one step; None when nothing was measured on ``device``."""
+                 flops: float | None, batch_size: int) -> float | None:
+    """Predicted seconds of one step; None when nothing was measured on ``device`` (or the
+    architecture is one only its own measurement predicts: ``flops`` None)."""
+    if flops is None:
+        return None
     rows = [r for r in table if r.device == device and r.precision == precision]
     same = [r for r in rows if r.method == method.name]
     passes = 1.0
@@ -119,8 +122,12 @@ def dataset_facts(dataset: dict) -> tuple[int, int, tuple, int]:
 SGD = Method("sgd", "sgd", {}, None)  # evaluation is costed as a share of an SGD step
 
 
-def arch_macs(arch, classes: int, shape: tuple) -> float:
-    """Multiply-accumulates per image of a config's architecture entry (name and width)."""
+def arch_macs(arch, classes: int, shape: tuple, table: list[StepTime] = ()) -> float | None:
+    """Multiply-accumulates per image of a config's architecture entry (name and width). A model
+    built from a folder (BERT) is predicted from its own measured rows only (a transformer's
+    step is not a ResNet's scaled by MACs): their MACs, or None when none was measured."""
+    if getattr(registry.MODELS.get(arch.name), "pretrained_folder", False):
+        return next((r.macs_per_image for r in table if r.arch == arch.name), None)
     return macs_per_image(json.dumps({"name": arch.name, "width": arch.width}), classes, shape)
 
 
@@ -130,7 +137,7 @@ def train_jobs(cfg: Config, table: list[StepTime], device: str) -> list[Job]:
     jobs = []
     for run in experiment.runs():
         spec = experiment.spec(run)
-        t, flops = spec.training, arch_macs(spec.arch, classes, shape)
+        t, flops = spec.training, arch_macs(spec.arch, classes, shape, table)
         steps = t.epochs * (train // t.batch_size)
         step = step_seconds(table, device, spec.method, t.precision, flops, t.batch_size)
         sgd = step_seconds(table, device, SGD, t.precision, flops, t.batch_size)
@@ -146,7 +153,7 @@ def oneshot_jobs(cfg: Config, table: list[StepTime], device: str) -> list[Job]:
     experiment, (train, test, shape, classes) = Experiment(cfg), dataset_facts(cfg.dataset)
     bnt, jobs = cfg.bnt, []
     for run in experiment.runs():
-        flops, batch = arch_macs(cfg.arch(run.arch), classes, shape), cfg.training.batch_size
+        flops, batch = arch_macs(cfg.arch(run.arch), classes, shape, table), cfg.training.batch_size
         sgd = step_seconds(table, device, SGD, cfg.training.precision, flops, batch)
         for entry in cfg.oneshot:
             levels = len(entry.levels)

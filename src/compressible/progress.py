@@ -24,6 +24,9 @@ def step_bar(steps: Iterable, total: int, description: str) -> Iterator:
     return iter(tqdm(steps, total=total, desc=description, leave=False, dynamic_ncols=True))
 
 
+METRIC_SHORT = {"accuracy": "acc"}  # the progress line's name of a metric
+
+
 @dataclass
 class EpochClock:
     """Times the epochs of this process (a resumed job counts from its own start)."""
@@ -41,11 +44,12 @@ class EpochClock:
         self.seconds.append(time.perf_counter() - self.epoch_started)
         return self.seconds[-1]
 
-    def line(self, epoch: int, train_loss: float, accuracy: float, lr: float, images: int) -> str:
+    def line(self, epoch: int, train_loss: float, accuracy: float, lr: float, images: int,
+             metric: str = "accuracy") -> str:
         """``epoch`` is 1-based and done; the remaining time extrapolates the whole epochs
         (training and evaluation) timed by this process."""
         elapsed = time.perf_counter() - self.started
         remaining = elapsed / len(self.seconds) * (self.epochs - epoch)
         speed = images / self.seconds[-1] if self.seconds[-1] > 0 else float("inf")
-        return (f"epoch {epoch}/{self.epochs}  train loss {train_loss:.4f}  test acc {accuracy:.2f}%  "
+        return (f"epoch {epoch}/{self.epochs}  train loss {train_loss:.4f}  test {METRIC_SHORT.get(metric, metric)} {accuracy:.2f}%  "
                 f"lr {lr:.4g}  {speed:,.0f} img/s  elapsed {clock(elapsed)}  remaining {clock(remaining)}")

@@ -33,7 +33,8 @@ _NOT_TRAINING_KEYS = ("threads", "eval_batch_size", "gpus", "device", "compile",
 # BatchNorm batches unless synchronized, the float summation order of the gradient average).
 _NEUTRAL = {"arch": {"pretrained": None},
             "training": {"schedule_unit": "step", "schedule_loss": "epoch_mean", "gpus_per_run": 1,
-                         "sync_bn": False, "precision": "fp32", "tf32": True, "numerics": "fast"},
+                         "sync_bn": False, "precision": "fp32", "tf32": True, "numerics": "fast",
+                         "label_smoothing": 0.0, "freeze": ()},
             "method_params": {"constraint_scope": "layer", "delay_k_restore": "none", "feasible_start": True}}
 
 
@@ -112,6 +113,8 @@ class Experiment:
     def spec(self, run: Run) -> RunSpec:
         method = self.cfg.method(run.method)
         training = dataclasses.replace(self.cfg.training, epochs=method.epochs or self.cfg.training.epochs)
+        if method.label_smoothing is not None:
+            training = dataclasses.replace(training, label_smoothing=method.label_smoothing)
         return RunSpec(run, self.cfg.dataset, self.cfg.arch(run.arch), method, training, self.cfg.prunable)
 
     # --- freshness: what the train rule decides (workflow/rules/train.smk) ---------------------

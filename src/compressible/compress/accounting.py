@@ -21,11 +21,14 @@ def nonzero(tensor: torch.Tensor) -> int:
     return int(torch.count_nonzero(tensor))
 
 
-def layer_flops(model: nn.Module, input_shape: Sequence[int]) -> list[tuple[int, float]]:
+def layer_flops(model: nn.Module, input_shape: Sequence[int],
+                dtype: torch.dtype | None = None) -> list[tuple[int, float]]:
     """(dense MACs, fraction of nonzero weights) of every conv/linear call on one input.
 
     ``input_shape`` excludes the batch dimension; a batch of one zero image is run in eval
     mode, so no BatchNorm statistic changes. MACs = output elements × weights per output.
+    ``dtype`` of the dummy input: the weights' (images) unless given (token ids: torch.long, one
+    window of [PAD] tokens).
     """
     found: list[tuple[int, float]] = []
 
@@ -37,7 +40,7 @@ def layer_flops(model: nn.Module, input_shape: Sequence[int]) -> list[tuple[int,
     was_training, reference = model.training, next(model.parameters())
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(1, *input_shape, device=reference.device, dtype=reference.dtype))
+            model.eval()(torch.zeros(1, *input_shape, device=reference.device, dtype=dtype or reference.dtype))
     finally:
         model.train(was_training)
         for handle in handles:
@@ -57,7 +60,7 @@ def _counterparts(compressed: dict[str, nn.Parameter], name: str) -> list[torch.
 
 
 def account(dense_model: nn.Module, compressed_model: nn.Module, prunable_names: Iterable[str],
-            input_shape: Sequence[int]) -> dict[str, float]:
+            input_shape: Sequence[int], input_dtype: torch.dtype | None = None) -> dict[str, float]:
     """Sparsity, compression ratio and theoretical speedup of ``compressed_model``.
 
     ``prunable_names`` are parameter names of ``dense_model`` (the named prunable set).
@@ -71,8 +74,8 @@ def account(dense_model: nn.Module, compressed_model: nn.Module, prunable_names:
     prunable_left = sum(nonzero(t) for n in names for t in _counterparts(compressed, n))
     params_total = sum(p.numel() for p in dense.values())
     params_remaining = sum(nonzero(p) for p in compressed.values())
-    flops_dense = sum(macs for macs, _ in layer_flops(dense_model, input_shape))
-    flops_remaining = sum(macs * share for macs, share in layer_flops(compressed_model, input_shape))
+    flops_dense = sum(macs for macs, _ in layer_flops(dense_model, input_shape, input_dtype))
+    flops_remaining = sum(macs * share for macs, share in layer_flops(compressed_model, input_shape, input_dtype))
     return {
         "sparsity_prunable": 1.0 - prunable_left / prunable_total if prunable_total else 0.0,
         "sparsity_total": 1.0 - params_remaining / params_total,

@@ -64,6 +64,15 @@ def all_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return list(model.named_parameters())
 
 
+@PRUNABLE_SETS.register("bert_encoder")
+def bert_encoder_weights(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """Every linear weight inside BERT's encoder (Q, K, V, attention output, intermediate and
+    output dense of each layer): no embeddings, pooler, QA head, bias or LayerNorm. The 85 M of
+    BERT-base's 110 M parameters that CrAM App. D prunes and reports sparsity against."""
+    return [(f"bert.encoder.{name}.weight", m.weight)
+            for name, m in model.get_submodule("bert.encoder").named_modules() if isinstance(m, nn.Linear)]
+
+
 def prunable_parameters(model: nn.Module, policy: str) -> list[tuple[str, nn.Parameter]]:
     """The (name, parameter) pairs of ``model`` in the prunable set ``policy``."""
     return PRUNABLE_SETS.get(policy)(model)

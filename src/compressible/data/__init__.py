@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..registry import DATASETS
-from . import cifar, fashion_mnist, folders, sources, tiny_imagenet  # noqa: F401  (registration)
+from . import cifar, fashion_mnist, folders, sources, squad, tiny_imagenet  # noqa: F401  (registration)
 from .batches import calibration_batches, test_batches, train_batches
 from .checksums import IntegrityError
 from .folders import StreamingSplits
@@ -34,7 +34,9 @@ def load_splits(path: str | Path, dataset_cfg: dict) -> ImageSplits | StreamingS
     """
     verify_prepared(path)
     payload = torch.load(path, weights_only=True)
-    if folders.is_index(payload):
+    if squad.is_prepared(payload):
+        splits = squad.from_payload(payload)
+    elif folders.is_index(payload):
         splits = folders.from_index(payload, dataset_cfg)
     else:
         splits = with_overrides(ImageSplits(**payload), dataset_cfg)
@@ -81,11 +83,15 @@ def with_overrides(splits: ImageSplits, cfg: dict) -> ImageSplits:
 
 
 STREAMED = {"imagenet", "imagefolder"}
+TEXT = {"squad"}  # tokenized text: no image keys; the files and the tokenizer folder are checked
+TEXT_KEYS = ("tokenizer", "max_seq_length", "doc_stride", "sha256")
 
 
 def missing_files(cfg: dict) -> str | None:
-    """Why a streamed dataset's folders cannot be read here (None when they can, or when the
-    dataset is not streamed): the message its preparation will stop with."""
+    """Why a streamed dataset's folders, or a text dataset's files, cannot be read here (None
+    when they can, or for the other datasets): the message its preparation will stop with."""
+    if cfg["name"] in TEXT:
+        return squad.missing(cfg)
     if cfg["name"] not in STREAMED or "root" not in cfg:
         return None
     try:
@@ -104,6 +110,12 @@ def check_dataset_config(cfg: dict, check_files: bool = True) -> None:
     name = cfg["name"]
     if name in STREAMED and (check_files or missing_files(cfg) is None):
         folders.dataset_root(cfg)
+    if name in TEXT:
+        check_text_config(cfg, check_files)
+        return
+    for key in TEXT_KEYS:
+        if key in cfg:
+            raise ValueError(f"config key 'dataset.{key}': only for {', '.join(sorted(TEXT))}, not {name!r}")
     for key in ("image_size", "workers"):
         if key in cfg and name not in STREAMED:
             raise ValueError(f"config key 'dataset.{key}': only for {', '.join(sorted(STREAMED))}, not {name!r}")
@@ -111,3 +123,18 @@ def check_dataset_config(cfg: dict, check_files: bool = True) -> None:
         raise ValueError(f"config key 'dataset.crop_padding': {name!r} uses RandomResizedCrop, not padded crops")
     if ("mean" in cfg) != ("std" in cfg) or len(cfg.get("mean", ())) != len(cfg.get("std", ())):
         raise ValueError("config keys 'dataset.mean' and 'dataset.std': give both, one value per channel")
+
+
+def check_text_config(cfg: dict, check_files: bool) -> None:
+    """SQuAD's keys: no image keys, a window longer than its stride, its files when asked."""
+    image_keys = [k for k in ("mean", "std", "crop_padding", "image_size", "workers") if k in cfg]
+    if image_keys:
+        raise ValueError(f"config key 'dataset.{image_keys[0]}': an image setting; {cfg['name']!r} is text "
+                         f"(allowed: {', '.join(TEXT_KEYS)}, root, train_subset, test_subset)")
+    if "tokenizer" not in cfg:
+        raise ValueError(squad.missing(cfg))
+    length, stride = cfg.get("max_seq_length", squad.MAX_SEQ_LENGTH), cfg.get("doc_stride", squad.DOC_STRIDE)
+    if stride >= length:
+        raise ValueError(f"config key 'dataset.doc_stride': {stride} must be less than max_seq_length {length}")
+    if check_files and squad.missing(cfg):
+        raise FileNotFoundError(squad.missing(cfg))

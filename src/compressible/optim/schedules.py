@@ -1,7 +1,8 @@
 """Learning-rate schedules as LambdaLR factors per optimizer step.
 
 ``cosine``: linear warm-up then cosine decay to 0 (CrAM: 5 warm-up epochs on CIFAR-10);
-``step``: divide by 10 at each milestone (fractions of training); ``constant``. With
+``step``: divide by 10 at each milestone (fractions of training); ``constant``; ``linear``:
+linear warm-up then linear decay to 0 (Transformers' default, the BERT recipes of CrAM App. D). With
 ``schedule_unit: epoch`` the factor is constant within an epoch and follows the epoch index, as
 the CrAM authors' CosineLR (stepped once per epoch); ``step`` (the default) moves every step.
 ``sfw_dynamic``: SFW-pruning's training script ("dynamic_change", its default): divide by 10 at
@@ -17,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
-SCHEDULES = ("cosine", "step", "constant", "sfw_dynamic")
+SCHEDULES = ("cosine", "step", "constant", "sfw_dynamic", "linear")
 
 
 def cosine(t: int, total: int, warmup: int) -> float:
@@ -25,6 +26,12 @@ def cosine(t: int, total: int, warmup: int) -> float:
         return (t + 1) / warmup
     progress = (t - warmup) / max(1, total - warmup)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def linear(t: int, total: int, warmup: int) -> float:
+    if t < warmup:
+        return (t + 1) / warmup
+    return max(0.0, (total - t) / max(1, total - warmup))
 
 
 def step_decay(t: int, total: int, warmup: int, milestones: Sequence[float]) -> float:
@@ -63,5 +70,5 @@ def lr_factor(schedule: str, total_steps: int, warmup_steps: int = 0,
     total, warmup = total_steps // unit, warmup_steps // unit
     base = {"cosine": lambda t: cosine(t, total, warmup),
             "step": lambda t: step_decay(t, total, warmup, milestones),
-            "constant": lambda t: 1.0}[schedule]
+            "constant": lambda t: 1.0, "linear": lambda t: linear(t, total, warmup)}[schedule]
     return lambda t: base(t // unit)

@@ -1,4 +1,11 @@
-"""Tidy results: one row per measurement (one level, before BNT or one BNT trial)."""
+"""Tidy results: one row per measurement (one level, before BNT or one BNT trial).
+
+Image experiments measure top-1 accuracy: their columns ``accuracy`` and ``dense_accuracy``
+hold it. Tasks with other metrics (question answering: F1 and exact match) write one row per
+metric and measurement, with the metric's name in ``metric`` and its value in ``value`` and
+``dense_value`` (METRIC_COLUMNS): no column named accuracy holds anything else, and the image
+experiments' summaries keep their columns and bytes.
+"""
 from __future__ import annotations
 
 import csv
@@ -15,11 +22,22 @@ COLUMNS = [
     "sparsity_total", "compression_ratio", "flops_ratio", "speedup", "params_remaining",
     "relative_distance",
 ]
+# the columns of a task whose metrics are not accuracy alone (the result JSON lists them)
+METRIC_COLUMNS = [{"accuracy": "value", "dense_accuracy": "dense_value"}.get(c, c) for c in COLUMNS]
+METRIC_COLUMNS.insert(METRIC_COLUMNS.index("value"), "metric")
 
 
 def rows_of(result: dict) -> list[dict]:
     """Every row of one (checkpoint, operator) result file."""
-    return [row for level in result["levels"] for row in level_rows(result, level)]
+    rows = [row for level in result["levels"] for row in level_rows(result, level)]
+    return [r for row in rows for r in metric_rows(row, result["metrics"])] if "metrics" in result else rows
+
+
+def metric_rows(row: dict, metrics: list[str]) -> list[dict]:
+    """One row per metric (in the task's order, the headline first) of a measurement row that
+    holds every metric under its own name."""
+    common = {k: v for k, v in row.items() if k not in metrics and not k.startswith("dense_")}
+    return [dict(common, metric=m, value=row[m], dense_value=row[f"dense_{m}"]) for m in metrics]
 
 
 def level_rows(result: dict, level: dict) -> list[dict]:
@@ -29,14 +47,14 @@ def level_rows(result: dict, level: dict) -> list[dict]:
         "experiment": result["experiment"], "dataset": result["dataset"], "arch": run["arch"],
         "method": run["method"], "seed": run["seed"], "compressor": result["operator"],
         "level": level["level"], "prunable": result["prunable"],
-        "dense_accuracy": result["dense"]["accuracy"],
+        **{f"dense_{m}": result["dense"][m] for m in result.get("metrics", ["accuracy"])},
         **{k: acct[k] for k in ("sparsity_prunable", "sparsity_total", "compression_ratio",
                                 "flops_ratio", "speedup", "params_remaining", "relative_distance")},
     }
     rows = [dict(base, bnt_trial="", bnt_seed="", **level["before_bnt"])]
     for trial in level["bnt_trials"]:
         rows.append(dict(base, bnt_trial=trial["trial"], bnt_seed=trial["seed"],
-                         accuracy=trial["accuracy"], loss=trial["loss"]))
+                         **{k: v for k, v in trial.items() if k not in ("trial", "seed")}))
     return rows
 
 
@@ -59,9 +77,10 @@ def _fmt(value) -> str:
 def aggregate(result_files: Iterable[str | Path], out_csv: str | Path) -> int:
     """Write the sorted tidy CSV (same inputs -> same bytes); returns the number of rows."""
     rows = [r for f in sorted(map(str, result_files)) for r in finite_rows(f)]
+    # stable: a measurement's metrics stay in the task's order
     rows.sort(key=lambda r: (r["arch"], r["method"], r["seed"], r["compressor"], str(r["level"]),
                              -1 if r["bnt_trial"] == "" else r["bnt_trial"]))
-    write_rows(rows, COLUMNS, out_csv)
+    write_rows(rows, METRIC_COLUMNS if rows and "metric" in rows[0] else COLUMNS, out_csv)
     return len(rows)
 
 

@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from . import published as pub  # noqa: E402
 from .overlay import shown_numbers  # noqa: E402
 from .savefig import save_pdf_png  # noqa: E402
-from .stats import load_summary, mean_std  # noqa: E402
+from .stats import load_summary, mean_std, metric_label  # noqa: E402
 
 PUBLISHED = "published"  # the gid and legend label of the published markers
 _MARKER = {"marker": "D", "ms": 4, "mfc": "none", "ls": "none", "mew": 1.0}
@@ -49,7 +49,7 @@ def accuracy_figure(summary_csv, arch: str, operator: str, methods_order: list[s
         ax.set_title(f"{arch}, {operator}: {title}")
         ax.set_xlabel("sparsity (%)")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("test accuracy (%)")
+    axes[0].set_ylabel(f"test {metric_label(df)} (%)")
     _legend(axes[1], drawn)
     fig.tight_layout()
     return fig

@@ -6,13 +6,41 @@ import pandas as pd
 from ..artefacts import read_with
 
 
-def load_summary(path) -> pd.DataFrame:
+# how tables and figures name a metric of summary.csv's ``metric`` column
+METRIC_LABELS = {"accuracy": "accuracy", "f1": "F1", "exact_match": "exact match"}
+
+
+def load_summary(path, metric: str | None = None) -> pd.DataFrame:
     """summary.csv with its text columns as text (levels such as '0.5' or '2:4', empty BNT trials);
-    a missing or unreadable file raises an ArtefactError naming it."""
+    a missing or unreadable file raises an ArtefactError naming it.
+
+    The rows of one metric: ``metric``, or the headline metric of the experiment's task (an
+    image experiment's accuracy, SQuAD's F1). Its values are read as ``accuracy`` and
+    ``dense_accuracy`` (the names every statistic here reads) and its name is in ``metric``.
+    """
     dtype = {"level": str, "bnt_trial": str, "prunable": str}
     df = read_with(path, "summary", lambda p: pd.read_csv(p, keep_default_na=False, dtype=dtype))
+    if "metric" in df.columns:
+        wanted = metric or (headline(df["dataset"].iloc[0]) if len(df) else "accuracy")
+        df = df[df["metric"] == wanted].rename(columns={"value": "accuracy", "dense_value": "dense_accuracy"})
+        df = df.reset_index(drop=True)
+    else:
+        df["metric"] = "accuracy"
     df["level_value"] = pd.to_numeric(df["level"], errors="coerce")
     return df
+
+
+def headline(dataset: str) -> str:
+    """The metric tables and figures show for ``dataset`` (its task's first)."""
+    from ..tasks import task_of_dataset
+
+    return task_of_dataset(dataset).primary
+
+
+def metric_label(df: pd.DataFrame) -> str:
+    """The label of the summary's metric (accuracy when there are no rows)."""
+    name = df["metric"].iloc[0] if len(df) else "accuracy"
+    return METRIC_LABELS.get(name, name)
 
 
 def per_seed(df: pd.DataFrame, after_bnt: bool) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from ..registry import COMPRESSORS
 from . import published as pub
 from . import reproduction as rep
 from .overlay import Shown, published_text, shown_numbers
-from .stats import load_summary, mean_std
+from .stats import load_summary, mean_std, metric_label
 
 _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}"}
 DENSE = pub.DENSE  # the column of the unpruned model, from the published tables
@@ -89,7 +89,7 @@ def accuracy_table(summary_csv, out_tex: str | Path, arch: str, operator: str, a
     columns, rows, notes = _layout(summary_csv, stats, columns, shown, methods_order, cfg)
     when = "after BNT (mean $\\pm$ std over seeds and BNT trials)" if after_bnt else "before BNT (mean $\\pm$ std over seeds)"
     text = _environment().get_template("accuracy_table.tex.j2").render(
-        source=Path(summary_csv).as_posix(), caption=f"{arch}, {operator}: test accuracy (%) {when}",
+        source=Path(summary_csv).as_posix(), caption=f"{arch}, {operator}: test {metric_label(df)} (%) {when}",
         first_column="Method", header=[level_header(lv, operator) for lv in columns], rows=rows,
         notes=notes)
     return _write(out_tex, text)

@@ -103,6 +103,17 @@ def shard(x: torch.Tensor, y: torch.Tensor, processes: Processes) -> tuple[torch
     return x[part].to(processes.device), y[part].to(processes.device)
 
 
+def shard_batch(batch, processes: Processes):
+    """:func:`shard` of an (images, labels) batch, or of every tensor of a batch mapping."""
+    if isinstance(batch, dict):
+        if not processes.distributed or processes.presharded:
+            return batch
+        size = len(next(iter(batch.values()))) // processes.world
+        part = slice(processes.rank * size, (processes.rank + 1) * size)
+        return {k: v[part].to(processes.device) for k, v in batch.items()}
+    return shard(*batch, processes)
+
+
 def agree(loss: torch.Tensor, stop: bool, processes: Processes) -> tuple[torch.Tensor, bool]:
     """The mean loss over the processes (a 0-d tensor on the device) and whether any was asked
     to stop (one all-reduce), so every process logs, checks divergence and stops at the same

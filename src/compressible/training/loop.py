@@ -28,7 +28,6 @@ from typing import Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..bn import frozen_bn_stats
@@ -36,8 +35,7 @@ from ..checkpoint import save_checkpoint
 from ..compress.prunable import prunable_parameters
 from ..data import ImageSplits, StreamingSplits, load_splits, train_batches
 from ..device import autocast, describe, memory_format, use_tf32
-from ..evaluate import evaluate
-from ..models import build_arch
+from ..models import build_arch, checkpoint_arch, freeze
 from ..optim.schedules import lr_factor
 from ..optim.sfw_init import Batch, learn_initialization
 from ..progress import EpochClock, step_bar
@@ -45,7 +43,8 @@ from ..provenance import provenance, write_json_atomic
 from ..registry import METHODS
 from ..runs import RunSpec
 from ..runtime import make_deterministic
-from .distributed import Processes, agree, barrier, prepare_model, setup, shard, teardown, wrap
+from ..tasks import Task, task_of, task_of_dataset
+from .distributed import Processes, agree, barrier, prepare_model, setup, shard_batch, teardown, wrap
 from .divergence import LossWatch
 from .interrupt import StopRequest
 from .resume import Position, load_state, remove_state, restore, save_state
@@ -53,18 +52,28 @@ from .stops import Interrupted
 
 
 def model_for(spec: RunSpec, splits: ImageSplits) -> nn.Module:
-    """The run's architecture at its width, with its ``pretrained`` weights when given."""
-    return build_arch(dataclasses.asdict(spec.arch), splits.num_classes, splits.in_channels)
+    """The run's architecture at its width, with its ``pretrained`` weights when given, and
+    the parts ``training.freeze`` names frozen."""
+    model = build_arch(dataclasses.asdict(spec.arch), splits.num_classes, splits.in_channels)
+    freeze(model, spec.arch.name, spec.training.freeze)
+    return model
 
 
 def make_closure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
                  cast=contextlib.nullcontext):
-    """Forward + backward on one batch; ``track_bn_stats=False`` leaves BN running stats alone.
-    ``cast`` wraps the forward pass (bf16 autocast); the backward runs outside it, as usual."""
+    """The classification closure on images ``x`` and labels ``y`` (see :func:`task_closure`)."""
+    return task_closure(model, (x, y), optimizer, task_of_dataset("mnist_embedded"), cast)
+
+
+def task_closure(model: nn.Module, batch, optimizer: torch.optim.Optimizer, task: Task,
+                 cast=contextlib.nullcontext, label_smoothing: float = 0.0):
+    """Forward + backward on one batch (the task's loss); ``track_bn_stats=False`` leaves BN
+    running stats alone (nothing to leave in a model without BatchNorm, e.g. BERT). ``cast``
+    wraps the forward pass (bf16 autocast); the backward runs outside it, as usual."""
     def closure(track_bn_stats: bool = True) -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)  # every parameter gets a gradient: same values, no zeroing pass
         with cast(), (contextlib.nullcontext() if track_bn_stats else frozen_bn_stats(model)):
-            loss = F.cross_entropy(model(x), y)
+            loss = task.loss(model, batch, label_smoothing)
         loss.backward()
         return loss.detach()
 
@@ -89,17 +98,17 @@ def build_scheduler(spec: RunSpec, optimizer, steps_per_epoch: int, epoch_losses
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def train_step(net: nn.Module, optimizer, scheduler, x: torch.Tensor, y: torch.Tensor,
-               processes: Processes, stop: bool = False, precision: str = "fp32",
-               layout: torch.memory_format = torch.contiguous_format) -> tuple[torch.Tensor, bool]:
-    """One step on this process's shard of the global batch (x, y); returns the loss (mean over
-    the processes, a 0-d tensor left on the device) and whether any process was asked to stop. Batches already on the device
+def train_step(net: nn.Module, optimizer, scheduler, batch, processes: Processes, stop: bool = False,
+               precision: str = "fp32", layout: torch.memory_format = torch.contiguous_format,
+               task: Task | None = None, label_smoothing: float = 0.0) -> tuple[torch.Tensor, bool]:
+    """One step on this process's shard of the global batch (images and labels by default, or
+    what ``task`` batches); returns the loss (mean over the processes, a 0-d tensor left on the
+    device) and whether any process was asked to stop. Batches already on the device
     (in-memory data) are not copied; streamed ones are moved here."""
-    x, y = shard(x, y, processes)
-    x = x.to(processes.device, non_blocking=True, memory_format=layout)
-    y = y.to(processes.device, non_blocking=True)
+    task = task or task_of_dataset("mnist_embedded")
+    batch = task.move(shard_batch(batch, processes), processes.device, layout)
     cast = functools.partial(autocast, processes.device, precision)
-    loss = optimizer.step(make_closure(net, x, y, optimizer, cast))
+    loss = optimizer.step(task_closure(net, batch, optimizer, task, cast, label_smoothing))
     scheduler.step()
     return agree(loss, stop, processes)
 
@@ -120,6 +129,7 @@ class Trainer:
     epoch_losses: list[float]  # the schedule's loss per finished epoch (schedule_loss), the same on every process
     clock: EpochClock  # this process's epoch times, for the progress lines
     saved: dict | None = None  # the resume state found at the start, until starting_position uses it
+    task: Task = dataclasses.field(default_factory=lambda: task_of_dataset("mnist_embedded"))
 
     def parts(self) -> dict:
         return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler}
@@ -166,7 +176,8 @@ def build_trainer(spec: RunSpec, data_path: str | Path, resume: str | Path | Non
     if training.compile:
         net = torch.compile(net)  # the parameters stay ``model``'s: what is checkpointed
     return Trainer(spec, splits, model, net, optimizer, scheduler, data_order, processes,
-                   Path(resume) if resume is not None else None, epoch_losses, EpochClock(training.epochs), saved)
+                   Path(resume) if resume is not None else None, epoch_losses, EpochClock(training.epochs), saved,
+                   task_of(spec.dataset))
 
 
 def starting_position(t: Trainer) -> tuple[Position, list]:
@@ -189,17 +200,17 @@ def run_epoch(t: Trainer, position: Position, stop: StopRequest, curves: list) -
     t.net.train()
     t.clock.begin_epoch()
     layout = memory_format(t.processes.device, t.model)
-    batches = train_batches(t.splits, training.batch_size, t.data_order, training.augment)
+    batches = t.task.train_batches(t.splits, training.batch_size, t.data_order, training.augment)
     if t.processes.writer:
         batches = step_bar(batches, len(t.splits.train_labels) // training.batch_size,
                            f"epoch {position.epoch + 1}/{training.epochs}")
     watch = LossWatch(t.model)  # the losses are read back every CHECK_EVERY steps, not every step
-    for index, (x, y) in enumerate(batches):
+    for index, batch in enumerate(batches):
         if index < position.step:
             continue  # replayed: consumes the data order and augmentation draws of a done step
         lr = t.optimizer.param_groups[0]["lr"]
-        loss, stopping = train_step(t.net, t.optimizer, t.scheduler, x, y, t.processes, stop.requested,
-                                    training.precision, layout)
+        loss, stopping = train_step(t.net, t.optimizer, t.scheduler, batch, t.processes, stop.requested,
+                                    training.precision, layout, t.task, training.label_smoothing)
         position.step, ran = index + 1, ran + 1
         position.losses.extend(watch.add(loss, t.where(position), lr))
         if stopping:
@@ -226,11 +237,12 @@ def end_epoch(t: Trainer, position: Position, curves: list, steps_ran: int | Non
     t.epoch_losses.append(train_loss if mean else last_batch)
     t.clock.end_epoch()
     if t.processes.writer:
-        accuracy, test_loss = evaluate(t.model, t.splits, t.spec.training.eval_batch_size)
-        curves.append({"epoch": position.epoch + 1, "train_loss": train_loss, "test_accuracy": accuracy,
+        scores, test_loss = t.task.evaluate(t.model, t.splits, t.spec.training.eval_batch_size)
+        curves.append({"epoch": position.epoch + 1, "train_loss": train_loss,
+                       **{f"test_{metric}": value for metric, value in scores.items()},
                        "test_loss": test_loss, **({} if mean else {"last_batch_loss": last_batch})})
-        print(t.clock.line(position.epoch + 1, train_loss, accuracy, t.optimizer.param_groups[0]["lr"],
-                           steps_ran * t.spec.training.batch_size), flush=True)
+        print(t.clock.line(position.epoch + 1, train_loss, scores[t.task.primary], t.optimizer.param_groups[0]["lr"],
+                           steps_ran * t.spec.training.batch_size, t.task.primary), flush=True)
     following = Position(position.epoch + 1, 0, t.data_order.get_state())
     if following.epoch < t.spec.training.epochs:
         t.save(following, curves)
@@ -240,13 +252,15 @@ def end_epoch(t: Trainer, position: Position, curves: list, steps_ran: int | Non
 def finish(t: Trainer, checkpoint: str | Path, curves: list, elapsed: float) -> dict:
     """Write the checkpoint and its JSON, then drop the resume state it makes useless."""
     spec, splits = t.spec, t.splits
-    # the checkpoint rebuilds its model from name and width (the pretrained file is not needed)
-    arch = {"name": spec.arch.name, "width": spec.arch.width}
+    # the checkpoint rebuilds its model from name and width, or the config a builder records
+    # (the pretrained file or folder is not needed)
+    arch = checkpoint_arch(t.model, dataclasses.asdict(spec.arch))
     save_checkpoint(t.model, arch, splits.num_classes, splits.in_channels, checkpoint)
     device = describe(t.processes.device, spec.training.precision, spec.training.tf32)
     device.update(processes=t.processes.world, compiled=spec.training.compile)
     info = provenance(spec.as_dict(), spec.run.seed, elapsed, device)
-    info.update(run=spec.run.identity(), curves=curves, final_test_accuracy=curves[-1]["test_accuracy"])
+    primary = f"test_{t.task.primary}"
+    info.update(run=spec.run.identity(), curves=curves, **{f"final_{primary}": curves[-1][primary]})
     write_json_atomic(Path(checkpoint).with_suffix(".json"), info)
     remove_state(t.resume)
     return info

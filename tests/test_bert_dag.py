@@ -1,0 +1,91 @@
+"""End to end: the real Snakemake DAG on the BERT / SQuAD task (tests/configs/bert_tiny.yaml).
+
+A copy of the project gets a tiny BERT folder (2 layers, hidden size 32, its own WordPiece
+vocabulary) and synthetic SQuAD-format files (tests/bert_fixtures.py); `snakemake` then prepares,
+trains, prunes one-shot, aggregates and draws as for the image experiments.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bert_fixtures import write_bert_folder, write_squad
+from clones import copy_files, isolated_env, run
+
+pytest.importorskip("transformers")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bert_dag")]
+TINY = Path(__file__).parent / "configs" / "bert_tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def dag(tmp_path_factory) -> tuple[Path, dict, str]:
+    """The project copy after `snakemake` ran the tiny BERT config: (copy, config, output)."""
+    repo = copy_files(tmp_path_factory.mktemp("project"))
+    cfg = yaml.safe_load(TINY.read_text())
+    write_bert_folder(repo / cfg["archs"][0]["pretrained"])
+    cfg["dataset"]["sha256"] = write_squad(repo / cfg["dataset"]["root"])
+    (repo / "bert_tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    env = isolated_env(tmp_path_factory.mktemp("home"))
+    output = run(["snakemake", "--cores", "2", "--configfile", "bert_tiny.yaml"], repo, env)
+    return repo, cfg, output
+
+
+def summary_rows(repo: Path) -> list[dict]:
+    with open(repo / "results/bert_tiny/summary.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_summary_names_the_metrics_and_holds_scores(dag):
+    repo, cfg, _ = dag
+    rows = summary_rows(repo)
+    runs = len(cfg["methods"]) * len(cfg["seeds"])
+    levels = cfg["oneshot"][0]["levels"]
+    assert len(rows) == runs * len(levels) * 2  # f1 and exact match per measurement, no BNT trial
+    assert {r["metric"] for r in rows} == {"f1", "exact_match"}
+    assert "accuracy" not in rows[0] and "dense_accuracy" not in rows[0]
+    for row in rows:
+        assert 0.0 <= float(row["value"]) <= 100.0 and 0.0 <= float(row["dense_value"]) <= 100.0
+        assert row["bnt_trial"] == ""
+    by_metric = {(r["method"], r["level"], r["metric"]): float(r["value"]) for r in rows}
+    for (method, level, metric), value in by_metric.items():
+        if metric == "exact_match":  # an exact answer scores F1 100 too: EM <= F1
+            assert value <= by_metric[(method, level, "f1")] + 1e-6
+
+
+def test_sparsity_over_the_encoder_is_the_level(dag):
+    repo, _, _ = dag
+    for row in summary_rows(repo):
+        assert row["prunable"] == "bert_encoder"
+        assert float(row["sparsity_prunable"]) == pytest.approx(float(row["level"]), abs=1e-4)
+        if float(row["level"]) > 0:
+            assert 0 < float(row["sparsity_total"]) < float(row["level"])  # embeddings, head stay dense
+
+
+def test_checkpoints_rebuild_without_the_folder_and_embeddings_stayed_frozen(dag):
+    import torch
+    from safetensors.torch import load_file
+
+    from compressible.checkpoint import load_checkpoint
+
+    repo, cfg, _ = dag
+    folder = repo / cfg["archs"][0]["pretrained"]
+    pretrained = load_file(folder / "model.safetensors")
+    for method in cfg["methods"]:
+        model = load_checkpoint(repo / f"results/bert_tiny/checkpoints/bert-{method['label']}-s0.pt")
+        state = model.state_dict()
+        embeddings = [k for k in state if k.startswith("bert.embeddings.")]
+        assert embeddings and all(torch.equal(state[k], pretrained[k]) for k in embeddings)
+        moved = [k for k in state if k.startswith("bert.encoder.") and not torch.equal(state[k], pretrained[k])]
+        assert moved, f"{method['label']}: the encoder did not train"
+
+
+def test_tables_and_figures_label_the_metric(dag):
+    repo, _, _ = dag
+    table = repo / "paper_tables/bert_tiny/bert_uniform_magnitude_nobnt.tex"
+    assert "test F1 (\\%)" in table.read_text() or "test F1 (%)" in table.read_text()
+    assert not (repo / "paper_tables/bert_tiny/bert_uniform_magnitude_bnt.tex").exists()  # no BNT for BERT
+    for ext in ("pdf", "png"):
+        assert (repo / f"figures/bert_tiny/accuracy_vs_sparsity_bert_uniform_magnitude.{ext}").stat().st_size > 0
