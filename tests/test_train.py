@@ -127,3 +127,37 @@ def test_the_trainer_feeds_the_schedule_the_last_batch_loss_when_asked_and_resum
     position, curves = starting_position(default)
     position = end_epoch(default, position, curves, run_epoch(default, position, StopRequest(), curves))
     assert default.epoch_losses == [curves[-1]["train_loss"]] and "last_batch_loss" not in curves[-1]
+
+
+def test_zero_epochs_evaluate_the_pretrained_weights_as_given(tmp_path):
+    """`epochs: 0` (CrAM Table 16's Baseline: torchvision's weights as downloaded): the
+    checkpoint holds the pretrained weights bit for bit and its accuracy is theirs."""
+    from pathlib import Path
+
+    import yaml
+
+    from compressible.config import ConfigError, validate_config
+    from compressible.data import save_prepared
+    from compressible.evaluate import evaluate
+    from compressible.models import build_arch
+    from compressible.runs import Experiment, Run
+    from compressible.training.loop import train_run
+    from conftest import synthetic_splits
+
+    splits = synthetic_splits()
+    save_prepared(splits, tmp_path / "data.pt")
+    torch.manual_seed(3)
+    pretrained = build_arch({"name": "resnet20", "width": 4}, splits.num_classes, splits.in_channels)
+    torch.save(pretrained.state_dict(), tmp_path / "weights.pt")
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml").read_text())
+    raw["archs"] = [{"name": "resnet20", "width": 4, "pretrained": str(tmp_path / "weights.pt")}]
+    raw["methods"][0]["epochs"] = 0
+    spec = Experiment(validate_config(raw, check_files=False)).spec(Run("resnet20", "SGD", 0))
+    info = train_run(spec, tmp_path / "data.pt", tmp_path / "run.pt")
+    saved = load_checkpoint(tmp_path / "run.pt").state_dict()
+    assert all(torch.equal(saved[k], v) for k, v in pretrained.state_dict().items())
+    assert info["curves"] == [dict(info["curves"][0], epoch=0)] and "train_loss" not in info["curves"][0]
+    assert info["final_test_accuracy"] == evaluate(pretrained.eval(), splits, 200)[0]
+    del raw["archs"][0]["pretrained"]  # 0 epochs of a random initialization: refused
+    with pytest.raises(ConfigError, match=r"methods\.0\.epochs': 0 epochs evaluate the pretrained weights.*resnet20 has no 'pretrained'"):
+        validate_config(raw, check_files=False)

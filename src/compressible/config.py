@@ -285,10 +285,24 @@ def _check_dataset(cfg: dict, check_files: bool = True) -> None:
 
 def _check_schedule(cfg: dict) -> None:
     training = cfg["training"]
-    shortest = min([m["epochs"] or training["epochs"] for m in cfg["methods"]])
+    for i, method in enumerate(cfg["methods"]):
+        if method["epochs"] == 0:
+            _check_as_given(cfg, f"methods.{i}.epochs")
+    trained = [m["epochs"] or training["epochs"] for m in cfg["methods"] if m["epochs"] != 0]
+    if not trained:
+        return
+    shortest = min(trained)
     if training["warmup_epochs"] >= shortest:
         raise ConfigError(f"config key 'training.warmup_epochs': {training['warmup_epochs']} warm-up epochs "
                           f"leave nothing of a {shortest}-epoch run; allowed: fewer than {shortest}")
+
+
+def _check_as_given(cfg: dict, key: str) -> None:
+    """0 epochs evaluate the weights as given: only pretrained weights are worth evaluating."""
+    random = [a["name"] for a in cfg["archs"] if not a.get("pretrained")]
+    if random:
+        raise ConfigError(f"config key '{key}': 0 epochs evaluate the pretrained weights as given, but "
+                          f"{', '.join(random)} has no 'pretrained'; allowed: 0 with every arch pretrained, or >= 1")
 
 
 def method_params(builder) -> dict[str, Any]:

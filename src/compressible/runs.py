@@ -112,7 +112,7 @@ class Experiment:
 
     def spec(self, run: Run) -> RunSpec:
         method = self.cfg.method(run.method)
-        training = dataclasses.replace(self.cfg.training, epochs=method.epochs or self.cfg.training.epochs)
+        training = dataclasses.replace(self.cfg.training, epochs=self.cfg.training.epochs if method.epochs is None else method.epochs)
         if method.label_smoothing is not None:
             training = dataclasses.replace(training, label_smoothing=method.label_smoothing)
         return RunSpec(run, self.cfg.dataset, self.cfg.arch(run.arch), method, training, self.cfg.prunable)

@@ -476,7 +476,7 @@ def as_dict(number: Number) -> dict[str, Any]:
     """The flat record of a number (paper, table, row, column, value, std, setup, ...)."""
     c = number.cell
     return {"paper": c.paper, "table": c.table, "setup": c.setup.name, "dataset": c.setup.dataset,
-            "arch": c.setup.arch, "epochs": c.epochs or c.setup.epochs, "row": c.row,
+            "arch": c.setup.arch, "epochs": c.setup.epochs if c.epochs is None else c.epochs, "row": c.row,
             "column": c.column, "method": c.method, "params": c.params, "compressor": c.compressor,
             "level": c.level, "bnt": c.bnt, "prunable": c.prunable, "finetune": c.finetune,
             "metric": c.metric, "value": number.value, "std": number.std, "token": number.token,

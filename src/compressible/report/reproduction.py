@@ -118,17 +118,22 @@ def _ours(label: str, values: list, seeds: tuple, trials: int, seed_means: tuple
 
 # ---------------------------------------------------------------- setups
 
+def own_epochs(method: dict, cfg: dict) -> int:
+    """A method's epochs: its own (0: the pretrained weights as given), else the config's."""
+    return cfg["training"]["epochs"] if method.get("epochs") is None else method["epochs"]
+
+
 def run_setup(cfg: dict, label: str, arch: str) -> dict:
     """What was run for a method label on an architecture: dataset, arch, width, epochs."""
     method = next(m for m in cfg["methods"] if m["label"] == label)
     width = next((a.get("width") for a in cfg["archs"] if a["name"] == arch), None)
     return {"dataset": cfg["dataset"]["name"], "arch": arch, "width": width,
-            "epochs": method.get("epochs") or cfg["training"]["epochs"]}
+            "epochs": own_epochs(method, cfg)}
 
 
 def paper_setup(cell: pub.Cell) -> dict:
     s = cell.setup
-    return {"dataset": s.dataset, "arch": s.arch, "width": s.width, "epochs": cell.epochs or s.epochs}
+    return {"dataset": s.dataset, "arch": s.arch, "width": s.width, "epochs": s.epochs if cell.epochs is None else cell.epochs}
 
 
 def stand_in(cfg: dict, cell: pub.Cell, label: str, arch: str) -> list[str]:
@@ -141,7 +146,7 @@ def stand_in(cfg: dict, cell: pub.Cell, label: str, arch: str) -> list[str]:
 
 def describe(setup: dict) -> str:
     width = f" width {setup['width']}" if setup["width"] else ""
-    epochs = f", {setup['epochs']} epochs" if setup["epochs"] else ""
+    epochs = "" if setup["epochs"] is None else f", {setup['epochs']} epochs" if setup["epochs"] else ", as given"
     return f"{setup['arch']}{width}, {setup['dataset']}{epochs}"
 
 
@@ -338,7 +343,7 @@ def _origin(df: pd.DataFrame) -> str:
 
 def _experiment(cfg: dict) -> str:
     archs = ", ".join(a["name"] + (f" (width {a['width']})" if a.get("width") else "") for a in cfg["archs"])
-    epochs = sorted({m.get("epochs") or cfg["training"]["epochs"] for m in cfg["methods"]})
+    epochs = sorted({own_epochs(m, cfg) for m in cfg["methods"]})
     return (f"this experiment: dataset {cfg['dataset']['name']}, {archs}, "
             f"epochs {'/'.join(map(str, epochs))}, seeds {', '.join(map(str, cfg['seeds']))}, "
             f"{cfg.get('bnt', {}).get('trials', 0)} BNT trials.")
@@ -379,7 +384,7 @@ def _number_rows(ev: Evaluator, table: pub.Table) -> list[tuple]:
 
 
 def _head(cell: pub.Cell, number: pub.Number) -> tuple:
-    row = cell.row + (f" ({cell.epochs} epochs)" if cell.epochs else "")
+    row = cell.row + (f" ({cell.epochs} epochs)" if cell.epochs is not None else "")
     return (row, cell.column, cell.setup.arch, pub.printed(number.token) + (f" (n {number.n})" if number.std is not None else ""))
 
 

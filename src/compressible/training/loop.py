@@ -249,6 +249,14 @@ def end_epoch(t: Trainer, position: Position, curves: list, steps_ran: int | Non
     return following
 
 
+def evaluate_as_given(t: Trainer) -> dict:
+    """``epochs: 0``: the weights as given (``pretrained``), evaluated once; CrAM Table 16's
+    Baseline is torchvision's weights as downloaded."""
+    scores, test_loss = t.task.evaluate(t.model, t.splits, t.spec.training.eval_batch_size)
+    print(f"epoch 0/0  the weights as given: test {t.task.primary} {scores[t.task.primary]:.2f}%", flush=True)
+    return {"epoch": 0, **{f"test_{metric}": value for metric, value in scores.items()}, "test_loss": test_loss}
+
+
 def finish(t: Trainer, checkpoint: str | Path, curves: list, elapsed: float) -> dict:
     """Write the checkpoint and its JSON, then drop the resume state it makes useless."""
     spec, splits = t.spec, t.splits
@@ -286,6 +294,8 @@ def train_run(spec: RunSpec, data_path: str | Path, checkpoint: str | Path,
             while position.epoch < spec.training.epochs:
                 steps_ran = run_epoch(t, position, stop, curves)
                 position = end_epoch(t, position, curves, steps_ran)
+        if spec.training.epochs == 0 and t.processes.writer:
+            curves.append(evaluate_as_given(t))
         return finish(t, checkpoint, curves, time.perf_counter() - start) if t.processes.writer else {}
     finally:
         teardown(t.processes)
