@@ -38,6 +38,7 @@ from .base import Compressor, Prunable, Tensors, fraction, register
 
 Gradients = Callable[[], Iterable[Sequence[torch.Tensor]]]
 CHUNK = 1 << 14  # blocks inverted or solved at once (float64 working copies stay small)
+SAMPLES_AT_ONCE = 16  # gradients added to the Fisher in one batched product (one pass over F per 16)
 
 
 def as_blocks(tensor: torch.Tensor, block_size: int) -> torch.Tensor:
@@ -52,16 +53,22 @@ def block_fishers(tensors: Tensors, samples: Iterable[Sequence[torch.Tensor]], b
     """F = λI + (1/m) Σ g gᵀ per block, from at most ``limit`` gradient samples."""
     fishers = [t.new_zeros(as_blocks(t, block_size).shape + (block_size,)) for t in tensors]
     m = 0
-    for grads in itertools.islice(samples, limit):
-        for fisher, g in zip(fishers, grads):
-            blocks = as_blocks(g.detach().to(fisher.dtype), block_size)
-            fisher.baddbmm_(blocks.unsqueeze(2), blocks.unsqueeze(1))
-        m += 1
+    for batch in _batched(itertools.islice(samples, limit), SAMPLES_AT_ONCE):
+        for i, fisher in enumerate(fishers):
+            stacked = torch.stack([as_blocks(grads[i].detach().to(fisher.dtype), block_size) for grads in batch], 1)
+            fisher.baddbmm_(stacked.transpose(1, 2), stacked)  # Σ g gᵀ over the batch, per block
+        m += len(batch)
     if m == 0:
         raise ValueError("oBERT needs at least one gradient sample; the gradient source gave none")
     for fisher in fishers:
         fisher.div_(m).diagonal(dim1=1, dim2=2).add_(dampening)
     return fishers
+
+
+def _batched(items: Iterable, size: int) -> Iterable[list]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 def invert_(fishers: list[torch.Tensor]) -> list[torch.Tensor]:
