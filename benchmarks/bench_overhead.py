@@ -54,6 +54,7 @@ CASES = {
     "adam": ("adam", {"lr": 1e-3}), "sam (adam)": ("sam", {"base": "adam", "lr": 1e-3}),
     "cram_plus (adam, p_base 0.5)": ("cram_plus", {"base": "adam", "lr": 1e-3, "p_base": 0.5}),
     "cram_plus_multi (adam, p_base 0.3)": ("cram_plus_multi", {"base": "adam", "lr": 1e-3, "p_base": 0.3}),
+    "masked (adam)": ("masked", {"lr": 1e-3}),
 }
 
 
