@@ -50,6 +50,11 @@ CASES = {
     **{f"sfw global {c}": ("sfw", {**SFW, "constraint": c, "k": k, "constraint_scope": "global"})
        for c, k in [("k_sparse", "5%"), ("k_support", "5%"), ("group_k_support", 2), ("l2", "5%")]},
     "nuclear_prox": ("nuclear_prox", {}),
+    # Adam as the base (CrAM App. D), and p(Adam) (Table 19): plain steps drawn on a CPU generator
+    "adam": ("adam", {"lr": 1e-3}), "sam (adam)": ("sam", {"base": "adam", "lr": 1e-3}),
+    "cram_plus (adam, p_base 0.5)": ("cram_plus", {"base": "adam", "lr": 1e-3, "p_base": 0.5}),
+    "cram_plus_multi (adam, p_base 0.3)": ("cram_plus_multi", {"base": "adam", "lr": 1e-3, "p_base": 0.3}),
+    "masked (adam)": ("masked", {"lr": 1e-3}),
 }
 
 

@@ -107,7 +107,7 @@ BAD = [
     ("nuclear negative", with_method(NUC, nuclear=-1.0), "methods.2.params.nuclear"),
     ("nuclear layers typo", with_method(NUC, layers="all"), "methods.2.params.layers"),
     # names against their registries
-    ("unknown method", lambda c: c["methods"][0].update(name="adam"), "methods.0.name"),
+    ("unknown method", lambda c: c["methods"][0].update(name="lamb"), "methods.0.name"),
     ("unknown arch", lambda c: c["archs"][0].update(name="resnet21"), "archs.0.name"),
     ("unknown dataset", at("dataset", name="imagenet22k"), "dataset.name"),
     ("unknown prunable set", lambda c: c.update(prunable="convs"), "prunable"),

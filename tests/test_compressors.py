@@ -33,7 +33,7 @@ TENSORS = [torch.randn(8, 3, 3, 3, generator=GEN), torch.randn(16, 8, 3, 3, gene
 LEVEL_KINDS = {"global_magnitude": "sparsity", "uniform_magnitude": "sparsity", "nm": "pattern",
                "filters": "filter fraction", "filters_global": "filter fraction",
                "filters_weights_only": "filter fraction",
-               "lowrank": "rank reduction", "lowrank_energy": "energy", "quantize": "bits"}
+               "lowrank": "rank reduction", "lowrank_energy": "energy", "quantize": "bits", "obert": "sparsity"}
 TENSOR_WISE = {"global_magnitude": 0.6, "uniform_magnitude": 0.6, "nm": "2:4", "quantize": 4}
 
 

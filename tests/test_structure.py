@@ -110,7 +110,7 @@ def test_the_optimizers_know_no_run_and_no_dataset():
 
 
 ALL_METHODS = {"sgd", "sam", "cram", "cram_plus", "cram_plus_multi", "cram_plus_nm", "cram_plus_quant",
-               "c_sam", "topk", "topk_plus", "sfw", "nuclear_prox"}
+               "c_sam", "topk", "topk_plus", "sfw", "nuclear_prox", "adam", "masked"}
 
 
 def tiny_problem(seed: int = 0):
@@ -149,7 +149,7 @@ PRUNABLE_FREE = sorted(n for n in ALL_METHODS if not getattr(METHODS.get(n), "us
 
 
 def test_the_methods_that_read_no_prunable_set():
-    assert PRUNABLE_FREE == ["nuclear_prox", "sfw", "sgd"]
+    assert PRUNABLE_FREE == ["adam", "nuclear_prox", "sfw", "sgd"]
 
 
 @pytest.mark.parametrize("name", PRUNABLE_FREE)

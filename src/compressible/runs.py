@@ -35,7 +35,8 @@ _NEUTRAL = {"arch": {"pretrained": None},
             "training": {"schedule_unit": "step", "schedule_loss": "epoch_mean", "gpus_per_run": 1,
                          "sync_bn": False, "precision": "fp32", "tf32": True, "numerics": "fast",
                          "label_smoothing": 0.0, "freeze": ()},
-            "method_params": {"constraint_scope": "layer", "delay_k_restore": "none", "feasible_start": True}}
+            "method_params": {"constraint_scope": "layer", "delay_k_restore": "none", "feasible_start": True,
+                              "base": "sgd", "p_base": 0.0}}
 
 
 def _hashed_part(section: str, values: dict, skipped: tuple = ()) -> dict:

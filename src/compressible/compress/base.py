@@ -5,6 +5,8 @@ function of the prunable tensors) and the one-shot stage (``compressor(model, le
 prunable)`` compresses a checkpoint in place). It declares what its level means
 (``level_kind``), so the config check, the figures and the tables need no list of names.
 Pruned entries become exactly +0.0; every kernel breaks ties by position (deterministic).
+A data-dependent compressor (``needs_gradients``: oBERT) is one-shot only and takes a gradient
+source as a fourth argument, ``compressor(model, level, prunable, gradients)`` (see ``obert.py``).
 """
 from __future__ import annotations
 
@@ -50,6 +52,7 @@ class Compressor:
     name: str
     level_kind: str
     allowed: str
+    needs_gradients = False  # True: __call__ also takes the loss gradients at the weights
 
     @property
     def removes_fraction(self) -> bool:

@@ -58,19 +58,23 @@ def non_norm_weights(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
             if isinstance(getattr(m, "weight", None), nn.Parameter) and not isinstance(m, _NORMS)]
 
 
+@PRUNABLE_SETS.register("bert_encoder")
+def bert_encoder_weights(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """Every Linear weight inside BERT's encoder: per layer Q, K, V, attention output,
+    intermediate and output dense (CrAM App. D: "all weights of the encoder part (85M)", as
+    Sanh et al. and Kurtic et al. count them); no embeddings, pooler, task head, bias, LayerNorm."""
+    encoders = [name for name, _ in model.named_modules() if name == "bert.encoder" or name.endswith(".bert.encoder")]
+    if not encoders:
+        raise ValueError("prunable set 'bert_encoder' needs a BERT model (a 'bert.encoder' module); "
+                         "use it with the 'bert' architecture")
+    return [(f"{name}.weight", m.weight) for name, m in model.named_modules()
+            if isinstance(m, nn.Linear) and any(name.startswith(f"{e}.") for e in encoders)]
+
+
 @PRUNABLE_SETS.register("all")
 def all_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """Every parameter, BatchNorm and biases included (SFW-pruning's global threshold)."""
     return list(model.named_parameters())
-
-
-@PRUNABLE_SETS.register("bert_encoder")
-def bert_encoder_weights(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """Every linear weight inside BERT's encoder (Q, K, V, attention output, intermediate and
-    output dense of each layer): no embeddings, pooler, QA head, bias or LayerNorm. The 85 M of
-    BERT-base's 110 M parameters that CrAM App. D prunes and reports sparsity against."""
-    return [(f"bert.encoder.{name}.weight", m.weight)
-            for name, m in model.get_submodule("bert.encoder").named_modules() if isinstance(m, nn.Linear)]
 
 
 def prunable_parameters(model: nn.Module, policy: str) -> list[tuple[str, nn.Parameter]]:

@@ -1,2 +1,2 @@
 """Optimizers by method name (METHODS registry): SGD, the SAM/CrAM family, the Frank-Wolfe family."""
-from . import baseline, methods_cram, methods_sfw  # noqa: F401  (registration)
+from . import baseline, masked, methods_cram, methods_sfw  # noqa: F401  (registration)

@@ -13,6 +13,9 @@ Options cover the rest of the paper's family:
     extra-gradient step this is C-SAM (Eq. 11): w̃ = w + ρ·M⊙∇L(C(w))/‖M⊙∇L(C(w))‖, update with
     M ⊙ ∇L(C(w̃)); without it (``extra_gradient=False``) it is Top-K (Eq. 12): w ← w − η∇L(C(w)).
   * Top-K+ (Eq. 13) is CrAM+ with ρ = 0 and SG: w ← w − η(∇L(w) + M ⊙ ∇L(C(w))).
+  * ``p_base``: with this probability a step is a plain base-optimizer step (one pass at w, no
+    perturbation, no compression): p(Adam) of App. D, Table 19, drawn from the run's generator.
+The base optimizer (SGD, Adam) applies the gradient CrAM leaves in ``p.grad`` (App. D).
 BatchNorm running statistics follow the first pass: the dense model for SAM/CrAM/CrAM+/Top-K+,
 the compressed model C(w) for C-SAM and Top-K (which never evaluate the dense model).
 Prunable tensors are the param groups with ``compress=True`` (BN and biases: ``False``).
@@ -46,8 +49,8 @@ class CrAM(SAM):
                  rho: float = 0.05, *, plus: bool = False, sparse_grad: bool = False,
                  normalize: bool = False, adaptive: bool = False, mask_every: int = 1,
                  perturb_from: str = "dense", extra_gradient: bool = True, seed: int = 0,
-                 **base_kwargs):
-        _check_options(compressors, plus, mask_every, perturb_from, extra_gradient)
+                 p_base: float = 0.0, **base_kwargs):
+        _check_options(compressors, plus, mask_every, perturb_from, extra_gradient, p_base)
         super().__init__(params, base_optimizer_cls, rho=rho, adaptive=adaptive,
                          normalize=normalize, **base_kwargs)
         self._set_group_defaults(compress=True, plus=plus, sparse_grad=sparse_grad)
@@ -58,6 +61,8 @@ class CrAM(SAM):
         self.generator = torch.Generator().manual_seed(seed)
         self.mask_steps: dict[str, int] = {}  # steps taken with each compressor (App. C.6)
         self.drawn: list[int] = []  # Multi: compressor choices drawn ahead, not yet used
+        self.p_base = p_base
+        self.base_drawn: list[float] = []  # p(Adam): uniforms drawn ahead, not yet used
         self._compressor = self.compressors[0]
         self._refresh = True
 
@@ -110,6 +115,15 @@ class CrAM(SAM):
             self.drawn = host_read(draws)  # a CPU generator's output: on the host whatever the device
         return self.compressors[self.drawn.pop(0)]
 
+    def _plain_base_step(self) -> bool:
+        """p(Adam) (Table 19): whether this step is a plain base step; with ``p_base`` 0 nothing
+        is drawn (the generator then serves Multi alone, as before ``p_base`` existed)."""
+        if not self.p_base:
+            return False
+        if not self.base_drawn:
+            self.base_drawn = host_read(torch.rand(DRAW_AHEAD, generator=self.generator, dtype=torch.float64))
+        return self.base_drawn.pop(0) < self.p_base
+
     # --- the two steps ---------------------------------------------------------------------
 
     @torch.no_grad()
@@ -134,11 +148,31 @@ class CrAM(SAM):
             torch._foreach_add_(*map(list, zip(*with_grad)))
         super().second_step()
 
+    def _base_step(self) -> None:
+        """The base step with CrAM's masks moved out of the shared per-tensor state meanwhile:
+        Adam sets up a tensor's state when it finds it empty. Key order is kept (same bytes)."""
+        held = {}
+        for p in self._prunable():
+            state = self.state.get(p)
+            if state and any(k.startswith("mask") for k in state):
+                held[p] = (list(state), {k: state.pop(k) for k in list(state) if k.startswith("mask")})
+        super()._base_step()
+        for p, (order, masks) in held.items():
+            state = self.state[p]
+            merged = {**masks, **state}
+            state.clear()
+            state.update({k: merged[k] for k in order if k in merged})
+            state.update({k: v for k, v in merged.items() if k not in order})
+
     @torch.no_grad()
     def step(self, closure: Callable[..., torch.Tensor] | None = None) -> torch.Tensor:
         """One update; returns the loss of the first pass (at w, or at C(w))."""
         if closure is None:
             raise ValueError("CrAM needs a closure that runs forward + backward")
+        if self._plain_base_step():
+            loss = torch.enable_grad()(closure)()  # ∇L(w); BN statistics as in every first pass
+            self._base_step()
+            return loss
         self._compressor = self._sample_compressor()
         name = self._compressor.name
         self._refresh = self.mask_steps.get(name, 0) % self.mask_every == 0
@@ -165,6 +199,8 @@ class CrAM(SAM):
         state = super().state_dict()
         state["cram"] = {"generator": self.generator.get_state(), "mask_steps": dict(self.mask_steps),
                          "drawn": list(self.drawn)}
+        if self.p_base:  # only then: a run without p(Adam) saves the same bytes as before
+            state["cram"]["base_drawn"] = list(self.base_drawn)
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -174,13 +210,14 @@ class CrAM(SAM):
         self.generator.set_state(extra["generator"])
         self.mask_steps = dict(extra["mask_steps"])
         self.drawn = list(extra.get("drawn", []))
+        self.base_drawn = list(extra.get("base_drawn", []))
         for p_state in self.state.values():  # torch casts every tensor to the param's dtype
             for key in [k for k in p_state if k.startswith("mask")]:
                 p_state[key] = p_state[key].bool()
 
 
 def _check_options(compressors, plus: bool, mask_every: int, perturb_from: str,
-                   extra_gradient: bool) -> None:
+                   extra_gradient: bool, p_base: float) -> None:
     if not compressors:
         raise ValueError("CrAM needs at least one compressor")
     if perturb_from not in PERTURB_FROM:
@@ -191,3 +228,5 @@ def _check_options(compressors, plus: bool, mask_every: int, perturb_from: str,
         raise ParamError("extra_gradient", "extra_gradient=False is Top-K (Eq. 12): it needs perturb_from='compressed'")
     if mask_every < 1:
         raise ParamError("mask_every", f"mask_every must be >= 1, got {mask_every}")
+    if not 0.0 <= p_base <= 1.0:
+        raise ParamError("p_base", f"p_base is a probability in [0, 1], got {p_base}")

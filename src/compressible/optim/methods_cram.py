@@ -2,7 +2,9 @@
 
 The CrAM family is one class (:class:`~compressible.optim.cram.CrAM`, a SAM with a compressor)
 and a table of presets: each member differs only in a few flags and in the keys it accepts.
-All run SGD (momentum, weight decay) as the base optimizer; the prunable tensors form the param
+The base optimizer is ``base``: SGD (momentum, weight decay; the default) or Adam (betas, eps,
+weight decay; CrAM App. D, BERT on SQuAD); ``p_base`` is the probability that a step is a plain
+base step instead of a CrAM step (p(Adam), Table 19). The prunable tensors form the param
 group ``compress=True`` and the rest (BatchNorm, biases) ``compress=False``.
 Top-K members take ``sparsity`` (one level, "-k70") or ``sparsities`` (Multi: one level sampled
 per step); ``topk_scope`` is "global" (one threshold) or "uniform" (per tensor). Sparse gradients
@@ -19,13 +21,15 @@ from torch import nn
 
 from ..compress.base import AtLevel
 from ..registry import COMPRESSORS, METHODS
+from .baseline import ADAM, SGD, base_optimizer
 from .cram import CrAM
 from .errors import ParamError
 from .sam import SAM
 
 Prunable = list[tuple[str, nn.Parameter]]
 
-SGD = {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4}
+# every base's keys (defaults: SGD's, the default base's; Adam's own keys: Adam's)
+OPTIMIZER = {**SGD, "betas": ADAM["betas"], "eps": ADAM["eps"], "base": "sgd"}
 PERTURBATION = {"rho": 0.05, "normalize": False, "adaptive": False}
 MASKING = {"sparse_grad": False, "mask_every": 1}
 TOPK = {"sparsity": 0.5, "sparsities": None, "topk_scope": "global", "dense_first_last": False,
@@ -92,19 +96,25 @@ class CrAMPreset:
 
     @property
     def params(self) -> dict:
-        return {**SGD, **self.own}
+        return {**OPTIMIZER, **self.own, "p_base": 0.0}
 
     def __call__(self, model: nn.Module, prunable: Prunable, *, seed: int, **params) -> CrAM:
-        unknown = set(params) - set(self.params)
-        if unknown:
-            raise TypeError(f"unexpected parameter(s) {sorted(unknown)}; allowed: {sorted(self.params)}")
-        p = {**self.params, **params}
-        return CrAM(param_groups(model, prunable), torch.optim.SGD, COMPRESSOR_CHOICE[self.compressor](p),
+        p = accepted(self.params, params)
+        base, base_kwargs = base_optimizer(p["base"], params)
+        return CrAM(param_groups(model, prunable), base, COMPRESSOR_CHOICE[self.compressor](p),
                     rho=p["rho"] if self.rho is None else self.rho, plus=self.plus,
                     sparse_grad=p.get("sparse_grad", False), mask_every=p.get("mask_every", 1),
                     normalize=p.get("normalize", False), adaptive=p.get("adaptive", False),
                     perturb_from=self.perturb_from, extra_gradient=self.extra_gradient, seed=seed,
-                    lr=p["lr"], momentum=p["momentum"], weight_decay=p["weight_decay"])
+                    p_base=p["p_base"], **base_kwargs)
+
+
+def accepted(table: dict, params: dict) -> dict:
+    """``params`` over the method's defaults; a key the method does not have is refused."""
+    unknown = set(params) - set(table)
+    if unknown:
+        raise TypeError(f"unexpected parameter(s) {sorted(unknown)}; allowed: {sorted(table)}")
+    return {**table, **params}
 
 
 PRESETS = {
@@ -130,10 +140,12 @@ for _name, _preset in PRESETS.items():
     METHODS.register(_name)(_preset)
 
 
-@METHODS.register("sam")
-def build_sam(model: nn.Module, prunable: Prunable, *, seed: int, lr: float = 0.1,
-              momentum: float = 0.9, weight_decay: float = 5e-4, rho: float = 0.05,
-              adaptive: bool = False) -> SAM:
-    """SAM (Foret et al.) with SGD; ``adaptive`` gives ASAM's |w| scaling."""
-    return SAM(param_groups(model, prunable), torch.optim.SGD, rho=rho, adaptive=adaptive,
-               lr=lr, momentum=momentum, weight_decay=weight_decay)
+def build_sam(model: nn.Module, prunable: Prunable, *, seed: int, **params) -> SAM:
+    """SAM (Foret et al.) over the ``base`` optimizer; ``adaptive`` gives ASAM's |w| scaling."""
+    p = accepted(build_sam.params, params)
+    base, base_kwargs = base_optimizer(p["base"], params)
+    return SAM(param_groups(model, prunable), base, rho=p["rho"], adaptive=p["adaptive"], **base_kwargs)
+
+
+build_sam.params = {**OPTIMIZER, "rho": 0.05, "adaptive": False}
+METHODS.register("sam")(build_sam)

@@ -11,6 +11,7 @@ import numbers
 from typing import Any, Callable, Optional
 
 from ..registry import COMPRESSORS, CONSTRAINTS
+from .baseline import BASES
 from .methods_sfw import CONSTRAIN, CONSTRAINT_SCOPES, INIT_NORM_KEYS, RADIUS_MODES, k_count
 from .sfw import DELAY_K_RESTORES, MOMENTUM_STYLES
 from .step_size import RESCALES
@@ -36,6 +37,15 @@ def non_negative(value) -> Optional[str]:
 
 def unit_interval(value) -> Optional[str]:
     return None if _real(value) and 0 <= value < 1 else "a number in [0, 1)"
+
+
+def probability(value) -> Optional[str]:
+    return None if _real(value) and 0 <= value <= 1 else "a probability in [0, 1]"
+
+
+def betas(value) -> Optional[str]:
+    ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(unit_interval(v) is None for v in value)
+    return None if ok else "two numbers in [0, 1), e.g. [0.9, 0.999]"
 
 
 def boolean(value) -> Optional[str]:
@@ -92,6 +102,7 @@ def k_value(value) -> Optional[str]:
 
 RULES: dict[str, Rule] = {
     "lr": positive, "momentum": unit_interval, "weight_decay": non_negative, "nesterov": boolean,
+    "base": one_of(*BASES), "betas": betas, "eps": positive, "p_base": probability,
     "rho": non_negative, "adaptive": boolean, "normalize": boolean,
     "sparsity": sparsity, "sparsities": sparsities, "topk_scope": one_of("global", "uniform"),
     "dense_first_last": boolean, "sparse_grad": boolean, "mask_every": count(1),

@@ -94,6 +94,10 @@ class SAM(Optimizer):
         params = [p for group in self.param_groups for p in group["params"] if "origin" in self.state[p]]
         if params:
             torch._foreach_copy_(params, [self.state[p].pop("origin") for p in params])
+        self._base_step()
+
+    def _base_step(self) -> None:
+        """The base optimizer's update from the gradient now in ``p.grad``."""
         self.base_optimizer.step()
 
     @torch.no_grad()
