@@ -113,7 +113,7 @@ BAD = [
     ("unknown prunable set", lambda c: c.update(prunable="convs"), "prunable"),
     ("unknown operator", entry(operator="magnitude"), "oneshot.0.operator"),
     ("unknown entry prunable set", entry(prunable="convs"), "oneshot.0.prunable"),
-    ("unknown schedule", at("training", schedule="linear"), "training.schedule"),
+    ("unknown schedule", at("training", schedule="exponential"), "training.schedule"),
     # one-shot levels
     ("sparsity level 1", entry(levels=[0.5, 1.0]), "oneshot.0.levels.1"),
     ("sparsity level negative", entry(levels=[-0.5]), "oneshot.0.levels.0"),
@@ -231,3 +231,26 @@ def test_snakemake_configfile_with_a_key_given_twice_is_refused(tmp_path):
     assert proc.returncode != 0
     line = text.count("\n")
     assert f"twice.yaml:{line}:1: not valid YAML: duplicate key 'seeds'" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ({"samples": 0}, "obert param 'samples': 0 not allowed; allowed: a positive integer"),
+    ({"block": 50}, "obert has no param 'block'"),
+    ({"recomputations": 2.5}, "obert param 'recomputations': 2.5 not allowed"),
+])
+def test_obert_params_are_checked_with_their_key(params, fragment):
+    from compressible.config import ConfigError, validate_config
+
+    raw = copy.deepcopy(TINY)
+    raw["oneshot"].append({"operator": "obert", "levels": [0.5], "params": params})
+    with pytest.raises(ConfigError, match=rf"oneshot\.1\.params': {fragment}"):
+        validate_config(raw)
+
+
+def test_a_compressor_without_settings_refuses_params():
+    from compressible.config import ConfigError, validate_config
+
+    raw = copy.deepcopy(TINY)
+    raw["oneshot"][0]["params"] = {"samples": 8}
+    with pytest.raises(ConfigError, match=r"oneshot\.0\.params': compressor 'global_magnitude' takes no params"):
+        validate_config(raw)

@@ -42,17 +42,29 @@ def test_summary_names_the_metrics_and_holds_scores(dag):
     repo, cfg, _ = dag
     rows = summary_rows(repo)
     runs = len(cfg["methods"]) * len(cfg["seeds"])
-    levels = cfg["oneshot"][0]["levels"]
-    assert len(rows) == runs * len(levels) * 2  # f1 and exact match per measurement, no BNT trial
+    levels = sum(len(entry["levels"]) for entry in cfg["oneshot"])  # uniform magnitude and oBERT
+    assert len(rows) == runs * levels * 2  # f1 and exact match per measurement, no BNT trial
     assert {r["metric"] for r in rows} == {"f1", "exact_match"}
     assert "accuracy" not in rows[0] and "dense_accuracy" not in rows[0]
     for row in rows:
         assert 0.0 <= float(row["value"]) <= 100.0 and 0.0 <= float(row["dense_value"]) <= 100.0
         assert row["bnt_trial"] == ""
-    by_metric = {(r["method"], r["level"], r["metric"]): float(r["value"]) for r in rows}
-    for (method, level, metric), value in by_metric.items():
+    by_metric = {(r["method"], r["compressor"], r["level"], r["metric"]): float(r["value"]) for r in rows}
+    for (method, compressor, level, metric), value in by_metric.items():
         if metric == "exact_match":  # an exact answer scores F1 100 too: EM <= F1
-            assert value <= by_metric[(method, level, "f1")] + 1e-6
+            assert value <= by_metric[(method, compressor, level, "f1")] + 1e-6
+
+
+def test_obert_prunes_to_the_level_and_updates_the_weights_it_keeps(dag):
+    """oBERT (global ranking) reaches the level over the encoder exactly; its OBS update moves
+    the kept weights too, so the pruned model lies farther from the dense one than magnitude
+    pruning's at the same sparsity (relative distance of compression-aware SFW, Fig. 1)."""
+    repo, _, _ = dag
+    rows = {(r["method"], r["compressor"]): r for r in summary_rows(repo) if r["level"] == "0.5"}
+    for method in ("Adam", "CrAM+-Multi"):
+        obert, magnitude = rows[(method, "obert")], rows[(method, "uniform_magnitude")]
+        assert float(obert["sparsity_prunable"]) == pytest.approx(0.5, abs=1e-4)
+        assert float(obert["relative_distance"]) > float(magnitude["relative_distance"])
 
 
 def test_sparsity_over_the_encoder_is_the_level(dag):

@@ -75,6 +75,10 @@ class OneShot:
     operator: str
     levels: list
     prunable: Optional[str]  # None: the experiment's prunable set
+    params: dict  # the compressor's own settings (oBERT's gradients, block size, ...)
+
+    def compressor(self):
+        return registry.COMPRESSORS.get(self.operator).configured(**self.params)
 
 
 @dataclass(frozen=True)
@@ -349,7 +353,10 @@ def _check_oneshot(entry: dict, key: str) -> None:
     _require(registry.COMPRESSORS, entry["operator"], f"{key}.operator")
     if entry["prunable"] is not None:
         _require(registry.PRUNABLE_SETS, entry["prunable"], f"{key}.prunable")
-    compressor = registry.COMPRESSORS.get(entry["operator"])
+    try:
+        compressor = registry.COMPRESSORS.get(entry["operator"]).configured(**entry["params"])
+    except ValueError as err:
+        raise ConfigError(f"config key '{key}.params': {err}") from None
     for j, level in enumerate(entry["levels"]):
         try:
             compressor.check(level)

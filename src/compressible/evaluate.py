@@ -82,18 +82,21 @@ class GradientSource:
             for _, batch in zip(range(count), self.batches()):
                 batch = {k: v.to(device) for k, v in batch.items()} if isinstance(batch, dict) else \
                     tuple(v.to(device) for v in batch)
-                grads = torch.autograd.grad(self.task.loss(model, batch, self.label_smoothing), params)
+                with torch.enable_grad():  # the compressor itself runs without autograd
+                    grads = torch.autograd.grad(self.task.loss(model, batch, self.label_smoothing), params)
                 yield [g.detach() for g in grads]
         finally:
             model.train(was_training)
 
 
-def compress(model: nn.Module, operator: str, level, prunable: list, gradients: GradientSource | None):
-    """Apply the registered compressor; one that ``needs_gradients`` also gets the source."""
-    compressor = COMPRESSORS.get(operator)
-    if getattr(compressor, "needs_gradients", False):
-        return compressor(model, level, prunable, gradients=gradients)
-    return compressor(model, level, prunable)
+def compress(model: nn.Module, compressor, level, prunable: list, source: GradientSource | None):
+    """Apply the compressor (a registered name or a configured one); one that ``needs_gradients``
+    also gets, at each call, the loss gradients of ``model``'s prunable tensors as they are then."""
+    compressor = COMPRESSORS.get(compressor) if isinstance(compressor, str) else compressor
+    if not compressor.needs_gradients:
+        return compressor(model, level, prunable)
+    params = [p for _, p in prunable]
+    return compressor(model, level, prunable, lambda: source.gradients(model, params, compressor.samples))
 
 
 def measure(task: Task, model: nn.Module, splits, eval_batch: int) -> dict:
@@ -102,13 +105,15 @@ def measure(task: Task, model: nn.Module, splits, eval_batch: int) -> dict:
     return {**scores, "loss": loss}
 
 
-def oneshot_level(dense, splits: ImageSplits, operator: str, level, prunable: str,
+def oneshot_level(dense, splits: ImageSplits, operator, level, prunable: str,
                   bnt: BNT, run_seed: int, eval_batch: int, task: Task | None = None,
                   gradients: GradientSource | None = None) -> dict:
-    """Compress a copy of ``dense`` at one level and measure it before and after BNT."""
+    """Compress a copy of ``dense`` at one level (``operator``: a registered name or a configured
+    compressor) and measure it before and after BNT."""
     task = task or task_of({"name": "mnist_embedded"})
     model = copy.deepcopy(dense)
     model = compress(model, operator, level, prunable_parameters(model, prunable), gradients)
+    operator = operator if isinstance(operator, str) else operator.name
     prunable_names = [n for n, _ in prunable_parameters(dense, prunable)]
     input_shape = splits.input_shape  # (C, H, W), in-memory or streamed; (tokens,) for text
     before = measure(task, model, splits, eval_batch)
@@ -145,8 +150,8 @@ def oneshot_run(cfg: Config, run: Run, checkpoint: str | Path, data_path: str | 
     gradients = GradientSource(task, splits, cfg.training.batch_size, run.seed, cfg.training.label_smoothing)
     levels = []
     for level in entry.levels:
-        levels.append(oneshot_level(dense, splits, operator, level, prunable, cfg.bnt, run.seed, eval_batch,
-                                    task, gradients))
+        levels.append(oneshot_level(dense, splits, entry.compressor(), level, prunable, cfg.bnt, run.seed,
+                                    eval_batch, task, gradients))
         print(level_line(levels[-1], time.perf_counter() - start, task.primary), flush=True)
     # the metric names only where they are not the image experiments' accuracy (same JSON there)
     metrics = {} if task.metrics == ("accuracy",) else {"metrics": list(task.metrics)}

@@ -58,6 +58,13 @@ class Compressor:
     def removes_fraction(self) -> bool:
         return self.level_kind in FRACTION_KINDS
 
+    def configured(self, **params: Any) -> "Compressor":
+        """This compressor with a config's ``oneshot.N.params`` (only those that have settings,
+        e.g. oBERT's, override this); none here."""
+        if params:
+            raise ValueError(f"compressor {self.name!r} takes no params, got {sorted(params)}")
+        return self
+
     def check(self, level: object) -> Any:
         raise NotImplementedError
 

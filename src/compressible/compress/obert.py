@@ -117,6 +117,20 @@ class OBERT(Compressor):
         self.block_size, self.dampening = block_size, dampening
         self.samples, self.recomputations = samples, recomputations
 
+    def configured(self, **params) -> "OBERT":
+        """``oneshot.N.params``: samples, block_size, dampening, recomputations."""
+        allowed = {"samples": int, "block_size": int, "dampening": float, "recomputations": int}
+        for key, value in params.items():
+            if key not in allowed:
+                raise ValueError(f"obert has no param {key!r}; allowed: {', '.join(allowed)}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 \
+                    or (allowed[key] is int and not isinstance(value, int)):
+                raise ValueError(f"obert param {key!r}: {value!r} not allowed; allowed: a positive "
+                                 f"{'integer' if allowed[key] is int else 'number'}")
+        settings = dict(block_size=self.block_size, dampening=self.dampening, samples=self.samples,
+                        recomputations=self.recomputations)
+        return OBERT(**{**settings, **params})
+
     def check(self, level: object) -> float:
         return fraction(level, self.allowed)
 
