@@ -53,7 +53,7 @@ def train(processes: Processes, name: str, params: dict, build) -> nn.Module:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor("cosine", STEPS, 1))
     net = wrap(model, processes)
     for x, y in batches():
-        train_step(net, optimizer, scheduler, x, y, processes)
+        train_step(net, optimizer, scheduler, (x, y), processes)
     return model
 
 

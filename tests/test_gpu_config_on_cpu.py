@@ -75,7 +75,7 @@ class Bench:
         net = self.compiled if variant == "compile" else self.model
         precision = "bf16" if variant == "bf16" else "fp32"
         self.model.train()
-        losses = [float(train_step(net, optimizer, scheduler, x, y, CPU, precision=precision, layout=layout)[0])
+        losses = [float(train_step(net, optimizer, scheduler, (x, y), CPU, precision=precision, layout=layout)[0])
                   for x, y in self.batches]
         weights = torch.cat([p.detach().reshape(-1) for p in self.model.parameters()])
         self.model.to(memory_format=torch.contiguous_format)

@@ -55,7 +55,7 @@ def batches():
 
 def steps(parts: dict, data) -> None:
     for x, y in data:
-        train_step(parts["model"], parts["optimizer"], parts["scheduler"], x, y, ONE)
+        train_step(parts["model"], parts["optimizer"], parts["scheduler"], (x, y), ONE)
 
 
 def same(a, b) -> bool:
