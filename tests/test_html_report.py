@@ -80,7 +80,7 @@ def report(pulled, env, tmp_path_factory) -> tuple[Path, str, float]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("tiny_dag")
+@pytest.mark.xdist_group("tiny_pulled")
 def test_report_holds_the_figure_tables_and_reproduction(report):
     repo, html, seconds = report
     results, categories = embedded(html, "results"), embedded(html, "categories")
@@ -100,7 +100,7 @@ def test_report_holds_the_figure_tables_and_reproduction(report):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("tiny_dag")
+@pytest.mark.xdist_group("tiny_pulled")
 def test_reproduction_in_the_report_shows_every_verdict_of_the_markdown(report):
     repo, html, _ = report
     page = decoded(embedded(html, "results")[REPRODUCTION + ".html"]["data_uri"]).decode()

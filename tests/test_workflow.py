@@ -21,8 +21,10 @@ TINY = "--configfile configs/tiny.yaml"
 CONFIG = TINY.split()
 DATA = "resources/data/mnist_embedded.pt"
 RUNS = 4  # 1 arch x 2 methods x 2 seeds
-# one worker: the tests below read and rerun in the shared clone one at a time
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny_dag")]
+pytestmark = pytest.mark.slow
+# The tests that read or rerun in the shared pulled clone run on one worker, one at a time (with
+# tests/test_html_report.py); those that only clone or copy the origin spread over the workers.
+ON_PULLED = pytest.mark.xdist_group("tiny_pulled")
 
 
 # `env`, `origin` (tiny trained and published) and `pulled` (a fresh clone after the README's
@@ -42,6 +44,7 @@ def fresh(origin: Path, tmp_path: Path, env: dict) -> Path:
     return repo
 
 
+@ON_PULLED
 def test_readme_one_liner_never_retrains(pulled, trained):
     repo, output = pulled
     assert len(trained) == RUNS
@@ -94,6 +97,7 @@ def test_changed_run_settings_retrain_through_the_params_trigger(origin, env, tm
     assert all(DATA in line for line in job_inputs(dry, "train"))
 
 
+@ON_PULLED
 def test_dag_outputs_hold_sane_numbers(pulled):
     repo = pulled[0]
     rows = list(csv.DictReader(open(repo / "results/tiny/summary.csv")))
@@ -111,6 +115,7 @@ def test_dag_outputs_hold_sane_numbers(pulled):
     assert "\\toprule" in table and "\\mathbf" in table and table.count(" \\pm ") == 2 * 3
 
 
+@ON_PULLED
 def test_rerun_of_report_is_byte_identical(pulled, env):
     repo = pulled[0]
     outputs = sorted(p for d in ("figures/tiny", "paper_tables/tiny") for p in (repo / d).iterdir())
@@ -121,6 +126,7 @@ def test_rerun_of_report_is_byte_identical(pulled, env):
     assert {p: digest(p) for p in outputs} == before
 
 
+@ON_PULLED
 def test_invalid_config_stops_before_any_job(pulled, env, tmp_path):
     repo = pulled[0]
     bad = (repo / "configs/tiny.yaml").read_text().replace("name: cram_plus_multi", "name: adamw_sam")
