@@ -21,6 +21,7 @@ include: "workflow/rules/common.smk"     # config validation, paths, helpers
 include: "workflow/rules/data.smk"       # prepare_data: dataset -> resources/data/<dataset>.pt
 include: "workflow/rules/train.smk"      # train: one (arch, method, seed) -> checkpoint (DVC-tracked)
 include: "workflow/rules/oneshot.smk"    # oneshot: compress at each level, evaluate, BNT trials
+include: "workflow/rules/finetune.smk"   # finetune: the pruned models trained with their masks fixed
 include: "workflow/rules/report.smk"     # aggregate -> summary.csv; figures; LaTeX tables
 include: "workflow/rules/reproduction.smk"  # published numbers beside ours -> REPRODUCTION.md
 include: "workflow/rules/selection.smk"  # sweeps: best configuration per level and overall

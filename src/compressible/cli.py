@@ -105,6 +105,20 @@ def cmd_oneshot(args) -> None:
     oneshot_run(cfg, _run(args), args.checkpoint, args.data, args.operator, args.out)
 
 
+@command("finetune", CONFIG, OUT, *RUN, arg("--checkpoint", required=True), arg("--operator", required=True))
+def cmd_finetune(args) -> None:
+    """Prune one checkpoint at every level of one operator, finetune each with its mask fixed,
+    evaluate (CrAM Table 5's "+ fine-tune")."""
+    from . import numerics
+    from .evaluate import oneshot_run
+
+    cfg = read_config(args.config)
+    if not cfg.entry(args.operator).finetune:
+        sys.exit(f"error: oneshot entry {args.operator!r} has no 'finetune' in {args.config}")
+    numerics.enter(cfg.training.numerics, args.relaunch)
+    oneshot_run(cfg, _run(args), args.checkpoint, args.data, args.operator, args.out, finetune=True)
+
+
 @command("aggregate", OUT, arg("results", nargs="+"))
 def cmd_aggregate(args) -> None:
     """One-shot result JSONs -> the tidy summary.csv."""

@@ -71,11 +71,21 @@ class Training:
 
 
 @dataclass(frozen=True)
+class Finetune:
+    """The sparse finetune after one-shot pruning (CrAM Sec. 4.2, App. D): method ``masked``."""
+
+    epochs: int
+    params: dict  # method masked's
+    label_smoothing: Optional[float]  # None: the run's
+
+
+@dataclass(frozen=True)
 class OneShot:
     operator: str
     levels: list
     prunable: Optional[str]  # None: the experiment's prunable set
     params: dict  # the compressor's own settings (oBERT's gradients, block size, ...)
+    finetune: Optional[Finetune] = None  # None: the pruned models are measured as pruned only
 
     def compressor(self):
         return registry.COMPRESSORS.get(self.operator).configured(**self.params)
@@ -169,8 +179,13 @@ def typed(cfg: dict) -> Config:
         experiment=cfg["experiment"], description=cfg["description"], dataset=cfg["dataset"],
         archs=[Arch(**a) for a in cfg["archs"]], methods=[Method(**m) for m in cfg["methods"]],
         seeds=list(cfg["seeds"]), training=Training(**training_of(cfg)), prunable=cfg["prunable"],
-        oneshot=[OneShot(**e) for e in cfg["oneshot"]], bnt=BNT(**cfg["bnt"]),
+        oneshot=[oneshot_of(e) for e in cfg["oneshot"]], bnt=BNT(**cfg["bnt"]),
         report=Report(**cfg["report"]), reproduces=list(cfg["reproduces"]), resolved=cfg)
+
+
+def oneshot_of(entry: dict) -> OneShot:
+    finetune = entry.get("finetune")
+    return OneShot(**dict(entry, finetune=Finetune(**finetune) if finetune else None))
 
 
 def training_of(cfg: dict) -> dict:
@@ -362,3 +377,14 @@ def _check_oneshot(entry: dict, key: str) -> None:
             compressor.check(level)
         except ValueError as err:
             raise ConfigError(f"config key '{key}.levels.{j}': {err}") from None
+    if entry.get("finetune"):
+        _check_finetune(entry, compressor, f"{key}.finetune")
+
+
+def _check_finetune(entry: dict, compressor, key: str) -> None:
+    """The mask a finetune keeps is the pruned model's zeros: only pruning leaves one."""
+    if not compressor.removes_fraction:
+        pruning = [n for n in registry.COMPRESSORS.names() if registry.COMPRESSORS.get(n).removes_fraction]
+        raise ConfigError(f"config key '{key}': operator {entry['operator']!r} does not prune (its zeros are "
+                          f"no mask to keep); allowed on: {', '.join(pruning)}")
+    _check_method({"name": "masked", "params": entry["finetune"]["params"]}, key)

@@ -186,6 +186,9 @@ class Experiment:
     def oneshot_result(self, arch, method, seed, operator) -> str:
         return f"{self.results}/oneshot/{arch}-{method}-s{seed}/{operator}.json"
 
+    def finetune_result(self, arch, method, seed, operator) -> str:
+        return f"{self.results}/finetune/{arch}-{method}-s{seed}/{operator}.json"
+
     def figure(self, arch, operator, ext) -> str:
         return f"figures/{self.name}/accuracy_vs_sparsity_{arch}_{operator}.{ext}"
 
@@ -227,6 +230,11 @@ class Experiment:
     def oneshot_results(self) -> list[str]:
         return [self.oneshot_result(r.arch, r.method, r.seed, e.operator)
                 for r in self.runs() for e in self.cfg.oneshot]
+
+    def finetune_results(self) -> list[str]:
+        """One per run and one-shot entry with a ``finetune`` (none in most experiments)."""
+        return [self.finetune_result(r.arch, r.method, r.seed, e.operator)
+                for r in self.runs() for e in self.cfg.oneshot if e.finetune]
 
     def figures(self) -> list[str]:
         return [self.figure(a.name, e.operator, ext)

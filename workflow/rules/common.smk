@@ -61,9 +61,16 @@ def run_of(wildcards):
 
 
 def oneshot_settings(wildcards):
-    """What a one-shot result depends on besides its checkpoint (a change reruns it)."""
-    entry = CFG.entry(wildcards.operator)
-    return json.dumps([asdict(entry), asdict(CFG.bnt), CFG.prunable], sort_keys=True)
+    """What a one-shot result depends on besides its checkpoint (a change reruns it); not the
+    entry's finetune (a stage of its own)."""
+    entry = {k: v for k, v in asdict(CFG.entry(wildcards.operator)).items() if k != "finetune"}
+    return json.dumps([entry, asdict(CFG.bnt), CFG.prunable], sort_keys=True)
+
+
+def finetune_settings(wildcards):
+    """What a finetune result depends on besides its checkpoint: the entry (its compressor and
+    finetune) and the training settings its steps read."""
+    return json.dumps([asdict(CFG.entry(wildcards.operator)), asdict(CFG.training), CFG.prunable], sort_keys=True)
 
 
 def in_report(path, category, caption, subcategory=EXP, **labels):
@@ -76,6 +83,7 @@ def in_report(path, category, caption, subcategory=EXP, **labels):
 
 CHECKPOINTS = EXPERIMENT.checkpoints()
 ONESHOT_RESULTS = EXPERIMENT.oneshot_results()
+FINETUNE_RESULTS = EXPERIMENT.finetune_results()
 SUMMARY = EXPERIMENT.summary
 FIGURES = EXPERIMENT.figures()
 TABLES = EXPERIMENT.tables()

@@ -18,9 +18,9 @@ def table_outputs():
 
 
 rule aggregate:
-    """All one-shot results -> the tidy summary.csv (one row per measurement)."""
+    """All one-shot (and finetune) results -> the tidy summary.csv (one row per measurement)."""
     input:
-        ONESHOT_RESULTS,
+        ONESHOT_RESULTS + FINETUNE_RESULTS,
     output:
         in_report(SUMMARY, "Results", "summary"),
     log:

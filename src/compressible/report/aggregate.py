@@ -51,6 +51,8 @@ def level_rows(result: dict, level: dict) -> list[dict]:
         **{k: acct[k] for k in ("sparsity_prunable", "sparsity_total", "compression_ratio",
                                 "flops_ratio", "speedup", "params_remaining", "relative_distance")},
     }
+    if "finetune" in level:  # CrAM Table 5's "+ fine-tune": the pruned model trained with its mask fixed
+        base["finetune"] = level["finetune"]
     rows = [dict(base, bnt_trial="", bnt_seed="", **level["before_bnt"])]
     for trial in level["bnt_trials"]:
         rows.append(dict(base, bnt_trial=trial["trial"], bnt_seed=trial["seed"],
@@ -77,10 +79,14 @@ def _fmt(value) -> str:
 def aggregate(result_files: Iterable[str | Path], out_csv: str | Path) -> int:
     """Write the sorted tidy CSV (same inputs -> same bytes); returns the number of rows."""
     rows = [r for f in sorted(map(str, result_files)) for r in finite_rows(f)]
+    columns = METRIC_COLUMNS if rows and "metric" in rows[0] else COLUMNS
+    if any("finetune" in r for r in rows):  # only then: every other summary keeps its bytes
+        rows = [dict(r, finetune=r.get("finetune", False)) for r in rows]
+        columns = columns[:columns.index("level") + 1] + ["finetune"] + columns[columns.index("level") + 1:]
     # stable: a measurement's metrics stay in the task's order
     rows.sort(key=lambda r: (r["arch"], r["method"], r["seed"], r["compressor"], str(r["level"]),
-                             -1 if r["bnt_trial"] == "" else r["bnt_trial"]))
-    write_rows(rows, METRIC_COLUMNS if rows and "metric" in rows[0] else COLUMNS, out_csv)
+                             r.get("finetune", False), -1 if r["bnt_trial"] == "" else r["bnt_trial"]))
+    write_rows(rows, columns, out_csv)
     return len(rows)
 
 

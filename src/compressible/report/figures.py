@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from . import published as pub  # noqa: E402
 from .overlay import shown_numbers  # noqa: E402
 from .savefig import save_pdf_png  # noqa: E402
-from .stats import load_summary, mean_std, metric_label  # noqa: E402
+from .stats import finetune_lines, load_summary, mean_std, metric_label  # noqa: E402
 
 PUBLISHED = "published"  # the gid and legend label of the published markers
 _MARKER = {"marker": "D", "ms": 4, "mfc": "none", "ls": "none", "mew": 1.0}
@@ -37,7 +37,7 @@ def accuracy_vs_sparsity(summary_csv, out_stem: str | Path, arch: str, operator:
 def accuracy_figure(summary_csv, arch: str, operator: str, methods_order: list[str],
                     cfg: Optional[dict] = None, published_dir=None):
     """The figure itself (for inspection); the caller closes it."""
-    df = load_summary(summary_csv)
+    df, methods_order = finetune_lines(load_summary(summary_csv), methods_order)
     df = df[(df["arch"] == arch) & (df["compressor"] == operator)]
     plt.rcParams.update({"svg.hashsalt": "compressible", "font.size": 9})
     fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8), sharey=True)

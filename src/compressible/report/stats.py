@@ -37,6 +37,20 @@ def headline(dataset: str) -> str:
     return task_of_dataset(dataset).primary
 
 
+FINETUNED = " + fine-tune"  # the method line of a label's finetuned rows (CrAM Table 5's row name)
+
+
+def finetune_lines(df: pd.DataFrame, methods_order: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Tables and figures: the finetuned rows (summary column ``finetune``) as a method line of
+    their own, "<label> + fine-tune", after the label's; a summary without that column as it is."""
+    if "finetune" not in df.columns:
+        return df, methods_order
+    tuned = df["finetune"].astype(str).str.lower().isin(["true", "1"])
+    df = df.assign(method=df["method"].where(~tuned, df["method"] + FINETUNED))
+    present = set(df["method"])
+    return df, [m for label in methods_order for m in (label, label + FINETUNED) if m in present or m == label]
+
+
 def metric_label(df: pd.DataFrame) -> str:
     """The label of the summary's metric (accuracy when there are no rows)."""
     name = df["metric"].iloc[0] if len(df) else "accuracy"

@@ -20,7 +20,7 @@ from ..registry import COMPRESSORS
 from . import published as pub
 from . import reproduction as rep
 from .overlay import Shown, published_text, shown_numbers
-from .stats import load_summary, mean_std, metric_label
+from .stats import finetune_lines, load_summary, mean_std, metric_label
 
 _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}"}
 DENSE = pub.DENSE  # the column of the unpruned model, from the published tables
@@ -80,7 +80,7 @@ def accuracy_table(summary_csv, out_tex: str | Path, arch: str, operator: str, a
     """Rows: methods in config order; columns: levels. Before BNT: mean ± std over seeds;
     after BNT: over every (seed, BNT trial) pair, as CrAM's Tables 11 and 17. ``cfg`` (the
     resolved config) adds the published numbers it reproduces; without any, ours alone."""
-    df = load_summary(summary_csv)
+    df, methods_order = finetune_lines(load_summary(summary_csv), methods_order)
     stats = mean_std(df[(df["arch"] == arch) & (df["compressor"] == operator)], after_bnt,
                      pooled_trials=after_bnt)
     present = stats.drop_duplicates("level").sort_values(["level_value", "level"])["level"].tolist()
