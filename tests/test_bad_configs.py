@@ -123,6 +123,18 @@ BAD = [
     ("quantize level 1 bit", entry(operator="quantize", levels=[1]), "oneshot.0.levels.0"),
     ("energy level 0", entry(operator="lowrank_energy", levels=[0.0]), "oneshot.0.levels.0"),
     ("duplicate operator", lambda c: c["oneshot"].append(copy.deepcopy(c["oneshot"][0])), "oneshot (operators)"),
+    # the sparse finetune after pruning (CrAM App. D): method masked's parameters, whole epochs
+    ("finetune epochs negative", entry(finetune={"epochs": -1}), "oneshot.0.finetune.epochs"),
+    ("finetune epochs zero", entry(finetune={"epochs": 0}), "oneshot.0.finetune.epochs"),
+    ("finetune without epochs", entry(finetune={"params": {}}), "oneshot.0.finetune"),
+    ("finetune unknown key", entry(finetune={"epochs": 1, "patience": 2}), "oneshot.0.finetune"),
+    ("finetune unknown param", entry(finetune={"epochs": 1, "params": {"rho": 0.1}}), "oneshot.0.finetune.params"),
+    ("finetune lr negative", entry(finetune={"epochs": 1, "params": {"lr": -1e-3}}), "oneshot.0.finetune.params.lr"),
+    ("finetune unknown base", entry(finetune={"epochs": 1, "params": {"base": "lion"}}), "oneshot.0.finetune.params"),
+    ("finetune label smoothing 1", entry(finetune={"epochs": 1, "label_smoothing": 1.0}),
+     "oneshot.0.finetune.label_smoothing"),
+    ("finetune after quantization", entry(operator="quantize", levels=[4], finetune={"epochs": 1}),
+     "oneshot.0.finetune"),
     # uniqueness, seeds, structure
     ("duplicate method label", lambda c: c["methods"].append(copy.deepcopy(c["methods"][0])), "methods (labels)"),
     ("duplicate seeds", lambda c: c.update(seeds=[0, 0]), "seeds"),

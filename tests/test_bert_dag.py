@@ -42,7 +42,8 @@ def test_summary_names_the_metrics_and_holds_scores(dag):
     repo, cfg, _ = dag
     rows = summary_rows(repo)
     runs = len(cfg["methods"]) * len(cfg["seeds"])
-    levels = sum(len(entry["levels"]) for entry in cfg["oneshot"])  # uniform magnitude and oBERT
+    # uniform magnitude and oBERT, and oBERT's levels again finetuned
+    levels = sum(len(entry["levels"]) * (2 if "finetune" in entry else 1) for entry in cfg["oneshot"])
     assert len(rows) == runs * levels * 2  # f1 and exact match per measurement, no BNT trial
     assert {r["metric"] for r in rows} == {"f1", "exact_match"}
     assert "accuracy" not in rows[0] and "dense_accuracy" not in rows[0]
@@ -60,7 +61,8 @@ def test_obert_prunes_to_the_level_and_updates_the_weights_it_keeps(dag):
     the kept weights too, so the pruned model lies farther from the dense one than magnitude
     pruning's at the same sparsity (relative distance of compression-aware SFW, Fig. 1)."""
     repo, _, _ = dag
-    rows = {(r["method"], r["compressor"]): r for r in summary_rows(repo) if r["level"] == "0.5"}
+    rows = {(r["method"], r["compressor"]): r for r in summary_rows(repo)
+            if r["level"] == "0.5" and r["finetune"] == "False"}
     for method in ("Adam", "CrAM+-Multi"):
         obert, magnitude = rows[(method, "obert")], rows[(method, "uniform_magnitude")]
         assert float(obert["sparsity_prunable"]) == pytest.approx(0.5, abs=1e-4)
@@ -101,3 +103,32 @@ def test_tables_and_figures_label_the_metric(dag):
     assert not (repo / "paper_tables/bert_tiny/bert_uniform_magnitude_bnt.tex").exists()  # no BNT for BERT
     for ext in ("pdf", "png"):
         assert (repo / f"figures/bert_tiny/accuracy_vs_sparsity_bert_uniform_magnitude.{ext}").stat().st_size > 0
+
+
+def test_finetuned_rows_keep_the_oneshot_sparsity_and_score_otherwise(dag):
+    """CrAM Table 5's "+ fine-tune": the oBERT-pruned model trained with its mask fixed keeps
+    exactly the one-shot model's sparsity (no pruned weight comes back) and scores otherwise."""
+    repo, cfg, _ = dag
+    rows = summary_rows(repo)
+    tuned = [r for r in rows if r["finetune"] == "True"]
+    assert {r["compressor"] for r in tuned} == {e["operator"] for e in cfg["oneshot"] if "finetune" in e}
+    assert {r["method"] for r in tuned} == {m["label"] for m in cfg["methods"]}
+    plain = {(r["method"], r["level"], r["metric"]): r for r in rows
+             if r["compressor"] == "obert" and r["finetune"] == "False"}
+    for row in tuned:
+        one_shot = plain[(row["method"], row["level"], row["metric"])]
+        for column in ("sparsity_prunable", "sparsity_total", "params_remaining"):
+            assert row[column] == one_shot[column], (row["method"], column)
+        assert row["dense_value"] == one_shot["dense_value"]
+    for method in {r["method"] for r in tuned}:  # the finetune changed the model: its F1 moved
+        f1 = [float(r["value"]) for r in tuned if r["method"] == method and r["metric"] == "f1"]
+        assert f1 != [float(plain[(method, r["level"], "f1")]["value"]) for r in tuned
+                      if r["method"] == method and r["metric"] == "f1"]
+
+
+def test_the_finetuned_models_are_their_own_table_line(dag):
+    repo, cfg, _ = dag
+    table = (repo / "paper_tables/bert_tiny/bert_obert_nobnt.tex").read_text()
+    for method in cfg["methods"]:
+        assert f"{method['label']} + fine-tune" in table
+    assert "fine-tune" not in (repo / "paper_tables/bert_tiny/bert_uniform_magnitude_nobnt.tex").read_text()

@@ -36,11 +36,11 @@ SECTIONS = [("", "Config"), ("archs", "Arch"), ("methods", "Method"), ("training
             ("oneshot", "OneShot"), ("bnt", "BNT"), ("report", "Report")]
 
 
-@pytest.mark.parametrize("section, cls", SECTIONS)
+@pytest.mark.parametrize("section, cls", SECTIONS + [("oneshot.finetune", "Finetune")])
 def test_typed_config_names_exactly_the_schema_keys(section, cls):
     node = schema()
-    if section:
-        node = node["properties"][section]
+    for part in filter(None, section.split(".")):
+        node = node["properties"][part]
         node = node.get("items", node)
     fields = {f.name for f in dataclasses.fields(getattr(config_module, cls))}
     assert fields - {"resolved"} == set(node["properties"])

@@ -110,13 +110,13 @@ def cmd_finetune(args) -> None:
     """Prune one checkpoint at every level of one operator, finetune each with its mask fixed,
     evaluate (CrAM Table 5's "+ fine-tune")."""
     from . import numerics
-    from .evaluate import oneshot_run
+    from .training.finetune import finetune_run
 
     cfg = read_config(args.config)
     if not cfg.entry(args.operator).finetune:
         sys.exit(f"error: oneshot entry {args.operator!r} has no 'finetune' in {args.config}")
     numerics.enter(cfg.training.numerics, args.relaunch)
-    oneshot_run(cfg, _run(args), args.checkpoint, args.data, args.operator, args.out, finetune=True)
+    finetune_run(cfg, _run(args), args.checkpoint, args.data, args.operator, args.out)
 
 
 @command("aggregate", OUT, arg("results", nargs="+"))

@@ -4,7 +4,6 @@ accounting."""
 from __future__ import annotations
 
 import copy
-import functools
 import time
 from pathlib import Path
 from typing import Callable
@@ -27,7 +26,6 @@ from .registry import COMPRESSORS
 from .runs import Run
 from .runtime import make_deterministic
 from .tasks import Task, task_of
-from .training.finetune import finetune_spec, sparse_finetune
 
 
 @torch.no_grad()
@@ -112,13 +110,13 @@ def oneshot_level(dense, splits: ImageSplits, operator, level, prunable: str,
                   bnt: BNT, run_seed: int, eval_batch: int, task: Task | None = None,
                   gradients: GradientSource | None = None, tune: Callable | None = None) -> dict:
     """Compress a copy of ``dense`` at one level (``operator``: a registered name or a configured
-    compressor), ``tune`` it when given (the sparse finetune: ``tune(model)`` trains it in
-    place) and measure it before and after BNT."""
+    compressor), ``tune`` it when given (the sparse finetune: ``tune(model, splits, task)``
+    trains it in place) and measure it before and after BNT."""
     task = task or task_of({"name": "mnist_embedded"})
     model = copy.deepcopy(dense)
     model = compress(model, operator, level, prunable_parameters(model, prunable), gradients)
     if tune is not None:
-        tune(model)
+        tune(model, splits, task)
     operator = operator if isinstance(operator, str) else operator.name
     prunable_names = [n for n, _ in prunable_parameters(dense, prunable)]
     input_shape = splits.input_shape  # (C, H, W), in-memory or streamed; (tokens,) for text
@@ -140,10 +138,10 @@ def level_line(result: dict, elapsed: float, metric: str = "accuracy") -> str:
 
 
 def oneshot_run(cfg: Config, run: Run, checkpoint: str | Path, data_path: str | Path, operator: str,
-                out: str | Path, finetune: bool = False) -> None:
+                out: str | Path, tune: Callable | None = None) -> None:
     """Evaluate ``checkpoint`` under ``operator`` at every configured level; one JSON file.
-    ``finetune``: each pruned model first gets the entry's sparse finetune (its levels say
-    ``"finetune": true``)."""
+    ``tune``: each pruned model is first trained by it (the sparse finetune of
+    ``training/finetune.py``; its levels say ``"finetune": true``)."""
     start = time.perf_counter()
     make_deterministic(run.seed, cfg.training.threads)
     use_tf32(cfg.training.tf32)
@@ -156,13 +154,11 @@ def oneshot_run(cfg: Config, run: Run, checkpoint: str | Path, data_path: str | 
     dense_scores = measure(task, dense, splits, eval_batch)
     print(f"{run.name} {operator}: dense {dense_scores[task.primary]:.2f}% on {device}", flush=True)
     gradients = GradientSource(task, splits, cfg.training.batch_size, run.seed, cfg.training.label_smoothing)
-    tune = functools.partial(sparse_finetune, spec=finetune_spec(cfg, run, entry), splits=splits,
-                             task=task) if finetune else None
     levels = []
     for level in entry.levels:
         levels.append(oneshot_level(dense, splits, entry.compressor(), level, prunable, cfg.bnt, run.seed,
                                     eval_batch, task, gradients, tune))
-        levels[-1].update({"finetune": True} if finetune else {})
+        levels[-1].update({"finetune": True} if tune else {})
         print(level_line(levels[-1], time.perf_counter() - start, task.primary), flush=True)
     # the metric names only where they are not the image experiments' accuracy (same JSON there)
     metrics = {} if task.metrics == ("accuracy",) else {"metrics": list(task.metrics)}

@@ -9,12 +9,15 @@ paper's early stopping is left out: one model per level, taken after its last ep
 from __future__ import annotations
 
 import dataclasses
+import functools
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..config import Config, Method, OneShot
 from ..device import memory_format
+from ..evaluate import oneshot_run
 from ..models import freeze
 from ..runs import Experiment, Run, RunSpec
 from ..tasks import Task
@@ -32,7 +35,15 @@ def finetune_spec(cfg: Config, run: Run, entry: OneShot) -> RunSpec:
     return dataclasses.replace(spec, method=method, training=training, prunable=entry.prunable or cfg.prunable)
 
 
-def sparse_finetune(model: nn.Module, spec: RunSpec, splits, task: Task) -> nn.Module:
+def finetune_run(cfg: Config, run: Run, checkpoint: str | Path, data_path: str | Path, operator: str,
+                 out: str | Path) -> None:
+    """The oneshot job of ``operator`` with each pruned model finetuned before it is measured;
+    one JSON file, its levels marked ``"finetune": true``."""
+    tune = functools.partial(sparse_finetune, spec=finetune_spec(cfg, run, cfg.entry(operator)))
+    oneshot_run(cfg, run, checkpoint, data_path, operator, out, tune)
+
+
+def sparse_finetune(model: nn.Module, splits, task: Task, spec: RunSpec) -> nn.Module:
     """Train the pruned ``model`` in place, its zeros in the prunable tensors kept at +0.0; the
     data order and dropout are seeded by the run, so each level's finetune is reproducible on
     its own. Returns the model in eval mode."""
