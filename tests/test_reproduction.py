@@ -305,3 +305,34 @@ def test_claims_of_a_sweep_use_the_entry_the_papers_criterion_selects(tmp_path, 
                for r in rows[:1] for seed in (0, 1)]
     report = build_report(write_summary(tmp_path / "s.csv", summary), cfg, tmp_path / "published")
     assert line(report, "the sweep's best beats SGD").endswith(f"| {holds} | n/a |"), report
+
+
+def test_table5_finetune_cells_are_judged_against_the_finetuned_rows(tmp_path):
+    """CrAM Table 5: the "+ fine-tune" row reads the summary's finetuned oBERT rows, the plain
+    oBERT row the others (aggregate adds the `finetune` column when a config finetunes)."""
+    from compressible.report.aggregate import METRIC_COLUMNS
+    from compressible.report.published import PUBLISHED_DIR
+
+    at = METRIC_COLUMNS.index("level") + 1
+    columns = METRIC_COLUMNS[:at] + ["finetune"] + METRIC_COLUMNS[at:]
+
+    def f1(compressor, level, tuned):  # distinct per (compressor, level, finetune)
+        return 70.0 - 10 * level + (7.0 if tuned else 0.0) + (1.0 if compressor == "obert" else 0.0)
+
+    rows = [dict({c: "" for c in columns}, experiment="cram_bert_table5", dataset="squad", arch="bert",
+                 method="CrAM+-Multi", seed=0, compressor=comp, level=level, finetune=tuned,
+                 prunable="bert_encoder", metric="f1", value=f1(comp, level, tuned), dense_value=88.0)
+            for comp, tunes in (("uniform_magnitude", (False,)), ("obert", (False, True)))
+            for tuned in tunes for level in (0.5, 0.6, 0.7, 0.8)]
+    summary = tmp_path / "summary.csv"
+    with open(summary, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    cfg = load_config(ROOT / "configs" / "cram_bert" / "table5.yaml", check_files=False).resolved
+    text = build_report(summary, cfg, PUBLISHED_DIR)
+    for level in (0.5, 0.6, 0.7, 0.8):
+        column = f"{round(level * 100)}%"
+        for row, tuned in (("CrAM+-Multi oBERT", False), ("CrAM+-Multi oBERT + fine-tune", True)):
+            line = next(ln for ln in text.splitlines() if ln.startswith(f"| {row} | {column} | bert |"))
+            assert f"| {f1('obert', level, tuned):.2f} |" in line, line
