@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from compressible.config import Method, load_config
+from compressible.config import Method, load_config, validate_config
 from compressible.planner import (StepTime, closure_passes, dataset_facts, macs_per_image, plan,
                                   step_seconds, summary)
 
@@ -85,3 +85,25 @@ def test_the_recorded_table_predicts_the_cpu():
     out = subprocess.run([sys.executable, "-m", "compressible", "plan", "--configfile", TINY, "--device", "cpu"],
                          capture_output=True, text=True, check=True).stdout
     assert "not measured" not in out, out
+
+
+def test_finetune_jobs_count_their_epochs_at_every_level():
+    """CrAM App. D's sparse finetune: per (run, entry with finetune) its epochs at every level
+    (method masked: one pass, costed as SGD's step), then the dense model and each level evaluated."""
+    cfg = load_config(TINY)
+    assert not [j for j in plan(cfg, "gpu-x", table()) if j.rule == "finetune"]  # none configured
+    raw = cfg.resolved | {"oneshot": [dict(cfg.resolved["oneshot"][0], finetune={"epochs": 2})]}
+    cfg = validate_config(raw)
+    rows = table(sgd=0.02)
+    jobs = [j for j in plan(cfg, "gpu-x", rows) if j.rule == "finetune"]
+    train, test, shape, classes = dataset_facts(cfg.dataset)
+    arch = cfg.archs[0]
+    per_image = 0.02 / 128 * macs_per_image(f'{{"name": "{arch.name}", "width": {arch.width}}}', classes, shape) \
+        / rows[0].macs_per_image
+    levels = len(cfg.oneshot[0].levels)
+    assert len(jobs) == len(cfg.archs) * len(cfg.methods) * len(cfg.seeds)
+    for job in jobs:
+        steps = levels * 2 * (train // cfg.training.batch_size)
+        assert (job.epochs, job.steps, job.images_evaluated) == (2, steps, test * (1 + levels))
+        hours = (steps * cfg.training.batch_size * per_image + test * (1 + levels) * per_image / 3) / 3600
+        assert job.hours == pytest.approx(hours, rel=1e-9)

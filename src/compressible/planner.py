@@ -163,9 +163,27 @@ def oneshot_jobs(cfg: Config, table: list[StepTime], device: str) -> list[Job]:
     return jobs
 
 
+def finetune_jobs(cfg: Config, table: list[StepTime], device: str) -> list[Job]:
+    """One job per (run, operator with a finetune): at every level its epochs of method masked
+    (CrAM App. D), then the level's evaluation, after the dense model's."""
+    experiment, (train, test, shape, classes) = Experiment(cfg), dataset_facts(cfg.dataset)
+    t, jobs = cfg.training, []
+    for run in experiment.runs():
+        flops = arch_macs(cfg.arch(run.arch), classes, shape, table)
+        for entry in (e for e in cfg.oneshot if e.finetune):
+            epochs, masked = entry.finetune.epochs, Method("masked", "masked", entry.finetune.params, None)
+            steps = len(entry.levels) * epochs * (train // t.batch_size)
+            step = step_seconds(table, device, masked, t.precision, flops, t.batch_size)
+            sgd = step_seconds(table, device, SGD, t.precision, flops, t.batch_size)
+            images = test * (1 + len(entry.levels))
+            hours = None if step is None else (steps * step + images * sgd / t.batch_size * EVAL_COST) / 3600
+            jobs.append(Job("finetune", f"{run.name}-{entry.operator}", run, epochs, steps, images, hours, 1))
+    return jobs
+
+
 def plan(cfg: Config, device: str, table: list[StepTime] | None = None) -> list[Job]:
     table = measured_step_times() if table is None else table
-    return train_jobs(cfg, table, device) + oneshot_jobs(cfg, table, device)
+    return train_jobs(cfg, table, device) + oneshot_jobs(cfg, table, device) + finetune_jobs(cfg, table, device)
 
 
 def devices(table: list[StepTime]) -> list[str]:
