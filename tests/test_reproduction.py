@@ -336,3 +336,12 @@ def test_table5_finetune_cells_are_judged_against_the_finetuned_rows(tmp_path):
         for row, tuned in (("CrAM+-Multi oBERT", False), ("CrAM+-Multi oBERT + fine-tune", True)):
             line = next(ln for ln in text.splitlines() if ln.startswith(f"| {row} | {column} | bert |"))
             assert f"| {f1('obert', level, tuned):.2f} |" in line, line
+    # the LaTeX table: the finetuned rows are their own line, the published "+ fine-tune" row under it
+    from compressible.report.tables import accuracy_table
+
+    lines = accuracy_table(summary, tmp_path / "t.tex", "bert", "obert", False, ["CrAM+-Multi"], None, cfg,
+                           PUBLISHED_DIR).read_text().splitlines()
+    tuned = next(i for i, ln in enumerate(lines) if ln.startswith("CrAM+-Multi + fine-tune &"))
+    assert f"{f1('obert', 0.5, True):.1f}" in lines[tuned] and "oBERT + fine-tune" in lines[tuned + 1]
+    plain = next(i for i, ln in enumerate(lines) if ln.startswith("CrAM+-Multi &"))
+    assert f"{f1('obert', 0.5, False):.1f}" in lines[plain] and "fine-tune" not in lines[plain + 1]

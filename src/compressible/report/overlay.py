@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from . import published as pub
 from .reproduction import matching_labels
+from .stats import FINETUNED
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,15 @@ def shown_numbers(cfg, arch: str, operator: str, after_bnt: bool, directory=None
         if not any(meets(n.cell, operator, after_bnt) for n in numbers):
             continue
         ref = f"{table.paper}/{table.name}"
-        shown += [Shown(n, tuple(matching_labels(cfg, n.cell)), ref) for n in numbers
+        shown += [Shown(n, line_labels(cfg, n.cell), ref) for n in numbers
                   if n.cell.compressor == pub.DENSE or meets(n.cell, operator, after_bnt)]
     return shown
+
+
+def line_labels(cfg: dict, cell: pub.Cell) -> tuple:
+    """The lines of ours that a published cell sits under: its method labels, "<label> +
+    fine-tune" for a cell of a finetuned model (CrAM Table 5; stats.finetune_lines)."""
+    return tuple(label + (FINETUNED if cell.finetune else "") for label in matching_labels(cfg, cell))
 
 
 def published_text(number: pub.Number) -> str:

@@ -42,13 +42,13 @@ FINETUNED = " + fine-tune"  # the method line of a label's finetuned rows (CrAM 
 
 def finetune_lines(df: pd.DataFrame, methods_order: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """Tables and figures: the finetuned rows (summary column ``finetune``) as a method line of
-    their own, "<label> + fine-tune", after the label's; a summary without that column as it is."""
+    their own, "<label> + fine-tune", after the label's (in the order whether measured or not:
+    a published finetuned cell has its line); a summary without that column as it is."""
+    order = [m for label in methods_order for m in (label, label + FINETUNED)]
     if "finetune" not in df.columns:
-        return df, methods_order
+        return df, order
     tuned = df["finetune"].astype(str).str.lower().isin(["true", "1"])
-    df = df.assign(method=df["method"].where(~tuned, df["method"] + FINETUNED))
-    present = set(df["method"])
-    return df, [m for label in methods_order for m in (label, label + FINETUNED) if m in present or m == label]
+    return df.assign(method=df["method"].where(~tuned, df["method"] + FINETUNED)), order
 
 
 def metric_label(df: pd.DataFrame) -> str:

@@ -20,7 +20,7 @@ from ..registry import COMPRESSORS
 from . import published as pub
 from . import reproduction as rep
 from .overlay import Shown, published_text, shown_numbers
-from .stats import finetune_lines, load_summary, mean_std, metric_label
+from .stats import FINETUNED, finetune_lines, load_summary, mean_std, metric_label
 
 _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}"}
 DENSE = pub.DENSE  # the column of the unpruned model, from the published tables
@@ -214,7 +214,7 @@ class PublishedGrid:
         return _row(f"\\quad{small('published: ' + latex_escape(name))}", cells)
 
     def _published_cell(self, s: Shown, label: str) -> str:
-        ours = rep.ours_for(self.df, s.cell, label)
+        ours = rep.ours_for(self.df, s.cell, label.removesuffix(FINETUNED))  # the summary's own label
         value = f"${published_text(s.number)}$"
         return small(value + (f" ({delta_text(s.number, ours, self.cfg)})" if ours else ""))
 
