@@ -20,8 +20,6 @@ import jsonschema
 import yaml
 
 from . import registry, strict_yaml
-from .optim.errors import ParamError
-from .optim.params import check_value
 
 
 class ConfigError(ValueError):
@@ -164,13 +162,20 @@ def validate_config(raw: dict, check_files: bool = True) -> Config:
 
     ``check_files=False`` does not require a streamed dataset's folders to exist (a dry run on a
     machine without the data); its preparation still stops on them."""
-    cfg = copy.deepcopy(raw)
-    errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(cfg), key=str)
-    if errors:
-        raise ConfigError("; ".join(_describe(e) for e in errors))
-    _fill_defaults(cfg, schema())
+    cfg = resolve(raw)
     _check_names(cfg, check_files)
     return typed(cfg)
+
+
+def resolve(raw: dict) -> dict:
+    """The schema check and the defaults filled in (a copy): the part of the check that needs
+    no registry, hence no torch."""
+    cfg, rules = copy.deepcopy(raw), schema()
+    errors = sorted(jsonschema.Draft202012Validator(rules).iter_errors(cfg), key=str)
+    if errors:
+        raise ConfigError("; ".join(_describe(e) for e in errors))
+    _fill_defaults(cfg, rules)
+    return cfg
 
 
 def typed(cfg: dict) -> Config:
@@ -334,6 +339,8 @@ def method_params(builder) -> dict[str, Any]:
 
 
 def _check_method(method: dict, key: str) -> None:
+    from .optim.params import check_value  # the optimizers' package: torch
+
     _require(registry.METHODS, method["name"], f"{key}.name")
     accepted = method_params(registry.METHODS.get(method["name"]))
     unknown = set(method["params"]) - set(accepted)
@@ -353,6 +360,8 @@ def _try_build(method: dict, key: str) -> None:
     """Build the method once on a tiny model: the builder's own rules between parameters."""
     import torch
     from torch import nn
+
+    from .optim.errors import ParamError
 
     with torch.random.fork_rng(devices=[]):
         model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(16, 2))
@@ -384,7 +393,7 @@ def _check_oneshot(entry: dict, key: str) -> None:
 def _check_finetune(entry: dict, compressor, key: str) -> None:
     """The mask a finetune keeps is the pruned model's zeros: only pruning leaves one."""
     if not compressor.removes_fraction:
-        pruning = [n for n in registry.COMPRESSORS.names() if registry.COMPRESSORS.get(n).removes_fraction]
+        pruning = [n for n in registry.COMPRESSORS.names() if registry.COMPRESSORS.fact(n, "removes_fraction")]
         raise ConfigError(f"config key '{key}': operator {entry['operator']!r} does not prune (its zeros are "
                           f"no mask to keep); allowed on: {', '.join(pruning)}")
     _check_method({"name": "masked", "params": entry["finetune"]["params"]}, key)

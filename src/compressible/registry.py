@@ -4,6 +4,11 @@ Adding a model, dataset, method or compressor is adding one decorated function o
 registered object; nothing else in the code branches on names. Each registry knows the package
 whose imports fill it and imports it on first use, so a reader of a registry (the config check,
 the trainer) needs no list of modules to import first.
+
+A registry also names the *facts* of its entries that planning reads (a method's
+``uses_prunable``, a compressor's ``removes_fraction``): ``fact()`` answers them from facts
+``remember``-ed earlier without importing the package (and torch), which is how a Snakefile parse
+of an already checked config stays torch-free (config_memo.py).
 """
 from __future__ import annotations
 
@@ -14,10 +19,12 @@ from typing import Any, Callable, Dict, Iterator
 class Registry:
     """Maps names to builders; unknown names fail with the list of allowed ones."""
 
-    def __init__(self, kind: str, owner: str):
+    def __init__(self, kind: str, owner: str, facts: tuple[tuple[str, Any], ...] = ()):
         self.kind = kind
         self.owner = owner  # the package whose import registers every entry
+        self.facts = dict(facts)  # attribute -> its value when an entry does not set it
         self._builders: Dict[str, Any] = {}
+        self._remembered: Dict[str, dict] = {}
 
     def register(self, name: str) -> Callable[[Any], Any]:
         def decorator(builder: Any) -> Any:
@@ -47,11 +54,28 @@ class Registry:
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
+    def fact(self, name: str, attribute: str) -> Any:
+        """One of the registry's facts about entry ``name``, remembered or read off the entry."""
+        if name in self._remembered:
+            return self._remembered[name][attribute]
+        return getattr(self.get(name), attribute, self.facts[attribute])
+
+    def all_facts(self) -> dict[str, dict]:
+        """Every entry's facts (imports the package)."""
+        return {name: {a: self.fact(name, a) for a in self.facts} for name in self.names()}
+
+    def remember(self, facts: dict[str, dict]) -> None:
+        """Take ``all_facts()`` as recorded by the same code: ``fact()`` then imports nothing."""
+        if any(set(entry) != set(self.facts) for entry in facts.values()):
+            raise ValueError(f"remembered {self.kind} facts name other attributes than {sorted(self.facts)}")
+        self._remembered = dict(facts)
+
 
 MODELS = Registry("architecture", "compressible.models")
-DATASETS = Registry("dataset", "compressible.data")
-METHODS = Registry("method", "compressible.optim")
-COMPRESSORS = Registry("compressor", "compressible.compress")
+DATASETS = Registry("dataset", "compressible.data.prepared")
+METHODS = Registry("method", "compressible.optim", facts=(("uses_prunable", True),))
+COMPRESSORS = Registry("compressor", "compressible.compress", facts=(("removes_fraction", False),))
 CONSTRAINTS = Registry("constraint", "compressible.optim")
 PRUNABLE_SETS = Registry("prunable set", "compressible.compress")
 TASKS = Registry("task", "compressible.tasks")
+ALL = (MODELS, DATASETS, METHODS, COMPRESSORS, CONSTRAINTS, PRUNABLE_SETS, TASKS)

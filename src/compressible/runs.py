@@ -82,7 +82,7 @@ class RunSpec:
             "seed": self.run.seed,
             "training": training,
         }
-        if getattr(registry.METHODS.get(self.method.name), "uses_prunable", True):
+        if registry.METHODS.fact(self.method.name, "uses_prunable"):
             settings["prunable"] = self.prunable
         return settings
 
@@ -218,7 +218,7 @@ class Experiment:
     # --- what the DAG produces ----------------------------------------------------------------
     def plotted_entries(self) -> list:
         """One-shot entries whose level is a fraction removed (plotted against sparsity)."""
-        return [e for e in self.cfg.oneshot if registry.COMPRESSORS.get(e.operator).removes_fraction]
+        return [e for e in self.cfg.oneshot if registry.COMPRESSORS.fact(e.operator, "removes_fraction")]
 
     def table_kinds(self) -> tuple[str, ...]:
         """Tables after BNT exist only when BNT trials are configured (the SFW papers use none)."""

@@ -1,12 +1,15 @@
 # Helpers and validation. The config is checked against the schema and every name (dataset,
 # arch, method and its parameters, operator and its levels) against the registries, at parse
-# time: a bad config stops before any job runs. Every path comes from compressible.runs, the
+# time: a bad config stops before any job runs. The verdict is remembered per config and code
+# version (compressible.config_memo), so later parses (dry runs, reruns, cluster jobs) import no
+# torch. Every path comes from compressible.runs, the
 # same module the CLI asks, so the rules and the jobs agree on where each file lives.
 import json
 from dataclasses import asdict
 from pathlib import Path
 
-from compressible.config import ConfigError, read_yaml, validate_config
+from compressible.config import ConfigError, read_yaml
+from compressible.config_memo import checked_config
 from compressible.training.launch import PYTHON  # every rule's interpreter: the one running Snakemake
 from compressible.data import missing_files
 from compressible.report.published import PUBLISHED_DIR, paper_files
@@ -19,7 +22,7 @@ try:
         read_yaml(configfile)
     # A streamed dataset's folders need not exist to plan the jobs (a dry run on a submit host
     # without the data): prepare_data, the first job, stops on them with the same message.
-    CFG = validate_config(config, check_files=False)
+    CFG = checked_config(config)
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 if missing_files(CFG.dataset):

@@ -20,26 +20,12 @@ import torch
 
 from ..registry import DATASETS
 from .checksums import missing_root
+from .files import dataset_root
 from .splits import interleave_classes
 
 INDEX_FORMAT = "compressible.image_folder_index/1"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 STATS_IMAGES = 2000  # images (evenly spaced over the training list) that estimate mean and std
-
-
-def dataset_root(cfg: dict) -> Path:
-    """``dataset.root`` with ``train/`` and ``val/`` class folders; never downloaded."""
-    if "root" not in cfg:
-        raise ValueError(f"config key 'dataset.root': required for {cfg['name']!r}, the folder holding "
-                         "train/<class>/ and val/<class>/ (it is never downloaded)")
-    root = Path(cfg["root"])
-    for split in ("", "train", "val"):
-        if not (root / split).is_dir():
-            raise missing_root("dataset.root", root / split, "expected train/<class>/ and val/<class>/ folders")
-        if split and not any(p.is_dir() for p in (root / split).iterdir()):
-            raise FileNotFoundError(f"config key 'dataset.root': {root / split} holds no class folders "
-                                    "(ILSVRC-2012's val images must be sorted into <wnid>/ folders)")
-    return root
 
 
 def scan(root: Path) -> dict:

@@ -26,15 +26,16 @@ import torch
 
 from ..registry import DATASETS
 from .checksums import IntegrityError, missing_root
+from .files import DOC_STRIDE, MAX_SEQ_LENGTH, TOKENIZER_FILES
+from .files import SQUAD_FILES as FILES
+from .files import squad_files as files
+from .files import squad_missing as missing
 
-FILES = {"train": "train-v1.1.json", "dev": "dev-v1.1.json"}
 # sha256 of the official files as distributed at rajpurkar.github.io/SQuAD-explorer
 OFFICIAL_SHA256 = {
     "train-v1.1.json": "3527663986b8295af4f7fcdff1ba1ff3f72d07d61a20f487cb238a6ef92fd955",
     "dev-v1.1.json": "95aa6a52d5d6a735563366753ca50492a658031da74f301ac5238b03966972c9",
 }
-MAX_SEQ_LENGTH, DOC_STRIDE = 384, 128  # CrAM App. D
-TOKENIZER_FILES = ("config.json", "vocab.txt")
 KIND = "squad_features"  # marks a prepared file as tokenized SQuAD (data.load_splits reads it)
 TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -212,25 +213,6 @@ def answer_positions(spans: list[tuple[int, int]], char_start: int, char_end: in
 
 
 # ---------------------------------------------------------------- the registered dataset
-
-def files(cfg: dict) -> dict[str, Path]:
-    root = Path(cfg.get("root", "resources/data/squad"))
-    return {split: root / name for split, name in FILES.items()}
-
-
-def missing(cfg: dict) -> str | None:
-    """What is missing to prepare SQuAD with ``cfg`` (None when nothing is)."""
-    if "tokenizer" not in cfg:
-        return "config key 'dataset.tokenizer': required for squad (the BERT folder whose tokenizer is used)"
-    folder = Path(cfg["tokenizer"])
-    absent = [str(folder / f) for f in TOKENIZER_FILES if not (folder / f).is_file()]
-    if absent:
-        return f"config key 'dataset.tokenizer': {', '.join(absent)} does not exist (a Transformers BERT folder)"
-    for path in files(cfg).values():
-        if not path.is_file():
-            return str(missing_root("dataset.root", path, "the official SQuAD v1.1 JSON files belong there"))
-    return None
-
 
 @DATASETS.register("squad")
 def squad(cfg: dict) -> QASplits:

@@ -52,7 +52,7 @@ def level_header(level: str, operator: str) -> str:
     """Fractions removed in percent (0.9 -> 90\\%); bits, N:M patterns, energies as given."""
     if level == DENSE:
         return "Dense"
-    if COMPRESSORS.get(operator).removes_fraction and _is_number(level):
+    if COMPRESSORS.fact(operator, "removes_fraction") and _is_number(level):
         return f"{100 * float(level):g}\\%"
     return latex_escape(level)
 
