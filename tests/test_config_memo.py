@@ -79,7 +79,9 @@ def test_an_unreadable_record_is_checked_again_and_replaced(tmp_path, text):
     record.write_text(text)
     config_memo.checked_config(TINY, tmp_path)
     facts = json.loads(record.read_text())
-    assert facts["method"]["sgd"] == {"uses_prunable": False}
+    assert facts["method"]["sgd"]["uses_prunable"] is False and facts["method"]["sgd"]["params"]["lr"] == 0.1
+    assert facts["dataset"]["squad"] == {"task": "question_answering"}
+    assert facts["task"]["question_answering"] == {"primary": "f1"}
     assert facts["compressor"]["global_magnitude"] == {"removes_fraction": True}
 
 

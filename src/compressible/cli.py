@@ -26,6 +26,17 @@ def read_config(path: str, check_files: bool = True):
     return load_config(path, check_files)
 
 
+def read_report_config(path: str):
+    """The config of a command that reads no data (the report's): in a Snakemake working
+    directory the check the Snakefile remembered (config_memo.py, no torch), else in full."""
+    if not Path(".snakemake").is_dir():
+        return read_config(path, check_files=False)
+    from .config import read_yaml
+    from .config_memo import checked_config
+
+    return checked_config(read_json(path, "config") if path.endswith(".json") else read_yaml(path))
+
+
 def _run(args) -> Run:
     return Run(args.arch, args.method, args.seed)
 
@@ -132,7 +143,7 @@ def cmd_figures(args) -> None:
     """Accuracy vs sparsity figures (PDF + PNG), published numbers beside ours."""
     from .report.figures import accuracy_vs_sparsity
 
-    cfg = read_config(args.config)
+    cfg = read_report_config(args.config)
     experiment, methods = Experiment(cfg), [m.label for m in cfg.methods]
     for arch in cfg.archs:
         for entry in experiment.plotted_entries():
@@ -146,7 +157,7 @@ def cmd_tables(args) -> None:
     """booktabs LaTeX tables, methods x levels, before and after BNT."""
     from .report.tables import accuracy_table
 
-    cfg = read_config(args.config)
+    cfg = read_report_config(args.config)
     experiment, methods = Experiment(cfg), [m.label for m in cfg.methods]
     levels = [str(lv) for lv in cfg.report.table_levels] or None
     for arch in cfg.archs:
@@ -177,7 +188,7 @@ def cmd_reproduce(args) -> None:
     from .report.html import write_markdown_page
     from .report.reproduction import write_report
 
-    out = write_report(args.summary, read_config(args.config).resolved, args.out, args.published)
+    out = write_report(args.summary, read_report_config(args.config).resolved, args.out, args.published)
     print(f"{out}: written")
     if args.html:
         print(f"{write_markdown_page(out, args.html)}: written")
@@ -208,7 +219,7 @@ def cmd_select(args) -> None:
     SFW Figs. 4 and 2), as CSV and figures."""
     from .report.selection import select, selection_figure, write_selection
 
-    cfg = read_config(args.config)
+    cfg = read_report_config(args.config)
     experiment, rows = Experiment(cfg), select(args.summary, cfg.methods)
     out = write_selection(rows, args.out or experiment.selection)
     for arch in cfg.archs:

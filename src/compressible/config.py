@@ -10,7 +10,6 @@ depend on the dataset and on the method, and are checked against the registered 
 from __future__ import annotations
 
 import copy
-import inspect
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -334,8 +333,7 @@ def method_params(builder) -> dict[str, Any]:
     the keyword-only arguments of a builder function (``seed`` comes from the run)."""
     if hasattr(builder, "params"):
         return dict(builder.params)
-    return {n: p.default for n, p in inspect.signature(builder).parameters.items()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "seed"}
+    return registry.keyword_params(builder)
 
 
 def _check_method(method: dict, key: str) -> None:

@@ -13,6 +13,7 @@ of an already checked config stays torch-free (config_memo.py).
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any, Callable, Dict, Iterator
 
 
@@ -22,7 +23,8 @@ class Registry:
     def __init__(self, kind: str, owner: str, facts: tuple[tuple[str, Any], ...] = ()):
         self.kind = kind
         self.owner = owner  # the package whose import registers every entry
-        self.facts = dict(facts)  # attribute -> its value when an entry does not set it
+        # attribute -> its value where an entry does not set it (a function: computed from the entry)
+        self.facts = dict(facts)
         self._builders: Dict[str, Any] = {}
         self._remembered: Dict[str, dict] = {}
 
@@ -58,7 +60,10 @@ class Registry:
         """One of the registry's facts about entry ``name``, remembered or read off the entry."""
         if name in self._remembered:
             return self._remembered[name][attribute]
-        return getattr(self.get(name), attribute, self.facts[attribute])
+        entry, default = self.get(name), self.facts[attribute]
+        if hasattr(entry, attribute):
+            return getattr(entry, attribute)
+        return default(entry) if callable(default) else default
 
     def all_facts(self) -> dict[str, dict]:
         """Every entry's facts (imports the package)."""
@@ -71,11 +76,18 @@ class Registry:
         self._remembered = dict(facts)
 
 
+def keyword_params(builder: Callable) -> dict[str, Any]:
+    """A builder function's keyword-only parameters with their defaults (``seed`` comes from
+    the run): the parameters of a method without a table of its own (CrAM's presets have one)."""
+    return {n: p.default for n, p in inspect.signature(builder).parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "seed"}
+
+
 MODELS = Registry("architecture", "compressible.models")
-DATASETS = Registry("dataset", "compressible.data.prepared")
-METHODS = Registry("method", "compressible.optim", facts=(("uses_prunable", True),))
+DATASETS = Registry("dataset", "compressible.data.prepared", facts=(("task", "classification"),))
+METHODS = Registry("method", "compressible.optim", facts=(("uses_prunable", True), ("params", keyword_params)))
 COMPRESSORS = Registry("compressor", "compressible.compress", facts=(("removes_fraction", False),))
 CONSTRAINTS = Registry("constraint", "compressible.optim")
 PRUNABLE_SETS = Registry("prunable set", "compressible.compress")
-TASKS = Registry("task", "compressible.tasks")
+TASKS = Registry("task", "compressible.tasks", facts=(("primary", None),))
 ALL = (MODELS, DATASETS, METHODS, COMPRESSORS, CONSTRAINTS, PRUNABLE_SETS, TASKS)

@@ -15,7 +15,6 @@ from typing import Optional
 import pandas as pd
 
 from .. import registry
-from ..config import method_params
 from . import published as pub
 from .selection import best
 from .stats import load_summary
@@ -55,7 +54,7 @@ class Ours:
 
 def effective_params(method: dict) -> dict:
     """The config method's parameters with the builder's defaults filled in."""
-    defaults = method_params(registry.METHODS.get(method["name"]))
+    defaults = dict(registry.METHODS.fact(method["name"], "params"))
     return {**defaults, **method.get("params", {})}
 
 
@@ -73,6 +72,8 @@ def _params_match(method: dict, cell: pub.Cell) -> bool:
 
 
 def _same(a, b) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):  # a tuple default, a YAML list
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
         return math.isclose(a, b, rel_tol=0, abs_tol=1e-12)
     return a == b

@@ -31,10 +31,15 @@ def load_summary(path, metric: str | None = None) -> pd.DataFrame:
 
 
 def headline(dataset: str) -> str:
-    """The metric tables and figures show for ``dataset`` (its task's first)."""
-    from ..tasks import task_of_dataset
+    """The metric tables and figures show for ``dataset`` (its task's first; classification's
+    for a name the registry does not hold, as tasks.task_of_dataset)."""
+    from .. import registry
 
-    return task_of_dataset(dataset).primary
+    try:
+        task = registry.DATASETS.fact(dataset, "task")
+    except KeyError:
+        task = "classification"
+    return registry.TASKS.fact(task, "primary")
 
 
 FINETUNED = " + fine-tune"  # the method line of a label's finetuned rows (CrAM Table 5's row name)
