@@ -128,3 +128,21 @@ def test_the_snakefile_s_second_parse_imports_no_torch(tmp_path):
     counts = [out.split("Job stats:")[1].split("\n\n")[0] for out in outputs]
     assert counts[0] == counts[1] and "train" in counts[0]  # the same jobs planned
     assert len(list((repo / config_memo.MEMO_DIR).iterdir())) == 1
+
+
+def test_a_job_in_a_working_directory_reads_the_record_but_still_checks_the_files(tmp_path, monkeypatch):
+    """The jobs' `read_config`: the remembered check, then the disk checks of
+    validate_config(check_files=True), with the same message (here: the BERT folder is absent)."""
+    from compressible.cli import read_config
+
+    raw = yaml.safe_load((ROOT / "tests" / "configs" / "bert_tiny.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bert_tiny.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as full:
+        validate_config(raw, check_files=True)
+    (tmp_path / ".snakemake").mkdir()
+    assert read_config("bert_tiny.yaml", check_files=False) == validate_config(raw, check_files=False)
+    assert len(list((tmp_path / config_memo.MEMO_DIR).iterdir())) == 1
+    with pytest.raises(ConfigError) as remembered:
+        read_config("bert_tiny.yaml")
+    assert str(remembered.value) == str(full.value) and "resources/bert_tiny" in str(full.value)

@@ -13,28 +13,26 @@ from pathlib import Path
 from typing import Callable
 
 from .artefacts import ArtefactError, read_json
-from .config import ConfigError, load_config, validate_config
+from .config import ConfigError, check_config_files, read_yaml, validate_config
 from .runs import Experiment, Run
 from .training.stops import RunStopped
 from .report.published import PUBLISHED_DIR, PublishedError
 
 
-def read_config(path: str, check_files: bool = True):
-    # The rules pass the resolved config (JSON written by common.smk); YAML works the same.
-    if path.endswith(".json"):
-        return validate_config(read_json(path, "config"), check_files)
-    return load_config(path, check_files)
-
-
-def read_report_config(path: str):
-    """The config of a command that reads no data (the report's): in a Snakemake working
-    directory the check the Snakefile remembered (config_memo.py, no torch), else in full."""
-    if not Path(".snakemake").is_dir():
-        return read_config(path, check_files=False)
-    from .config import read_yaml
+def read_config(path: str, check_files: bool = True, remembered: bool = True):
+    """The config at ``path`` (the rules pass the resolved JSON that common.smk writes; YAML
+    works the same), checked. In a Snakemake working directory the check the Snakefile
+    remembered is read (config_memo.py: no toy model built, no torch for the report's jobs);
+    the checks that read the disk (``check_files``) always run."""
+    raw = read_json(path, "config") if path.endswith(".json") else read_yaml(path)
+    if not (remembered and Path(".snakemake").is_dir()):
+        return validate_config(raw, check_files)
     from .config_memo import checked_config
 
-    return checked_config(read_json(path, "config") if path.endswith(".json") else read_yaml(path))
+    cfg = checked_config(raw)
+    if check_files:
+        check_config_files(cfg.resolved)
+    return cfg
 
 
 def _run(args) -> Run:
@@ -72,7 +70,7 @@ def cmd_check(args) -> None:
     from .data import missing_files
 
     # the config alone: a streamed dataset's folders may live elsewhere than where it is checked
-    cfg = read_config(args.config, check_files=False)
+    cfg = read_config(args.config, check_files=False, remembered=False)
     print(f"{args.config}: valid ({len(cfg.archs)} arch, {len(cfg.methods)} methods, {len(cfg.seeds)} seeds)")
     if missing_files(cfg.dataset):
         print(f"note: {missing_files(cfg.dataset)}; preparing the data stops there")
@@ -143,7 +141,7 @@ def cmd_figures(args) -> None:
     """Accuracy vs sparsity figures (PDF + PNG), published numbers beside ours."""
     from .report.figures import accuracy_vs_sparsity
 
-    cfg = read_report_config(args.config)
+    cfg = read_config(args.config, check_files=False)
     experiment, methods = Experiment(cfg), [m.label for m in cfg.methods]
     for arch in cfg.archs:
         for entry in experiment.plotted_entries():
@@ -157,7 +155,7 @@ def cmd_tables(args) -> None:
     """booktabs LaTeX tables, methods x levels, before and after BNT."""
     from .report.tables import accuracy_table
 
-    cfg = read_report_config(args.config)
+    cfg = read_config(args.config, check_files=False)
     experiment, methods = Experiment(cfg), [m.label for m in cfg.methods]
     levels = [str(lv) for lv in cfg.report.table_levels] or None
     for arch in cfg.archs:
@@ -188,7 +186,7 @@ def cmd_reproduce(args) -> None:
     from .report.html import write_markdown_page
     from .report.reproduction import write_report
 
-    out = write_report(args.summary, read_report_config(args.config).resolved, args.out, args.published)
+    out = write_report(args.summary, read_config(args.config, check_files=False).resolved, args.out, args.published)
     print(f"{out}: written")
     if args.html:
         print(f"{write_markdown_page(out, args.html)}: written")
@@ -219,7 +217,7 @@ def cmd_select(args) -> None:
     SFW Figs. 4 and 2), as CSV and figures."""
     from .report.selection import select, selection_figure, write_selection
 
-    cfg = read_report_config(args.config)
+    cfg = read_config(args.config, check_files=False)
     experiment, rows = Experiment(cfg), select(args.summary, cfg.methods)
     out = write_selection(rows, args.out or experiment.selection)
     for arch in cfg.archs:

@@ -166,6 +166,13 @@ def validate_config(raw: dict, check_files: bool = True) -> Config:
     return typed(cfg)
 
 
+def check_config_files(cfg: dict) -> None:
+    """What ``validate_config(check_files=True)`` adds to a resolved config's check: the
+    dataset's folders and files and a model folder must be there."""
+    _check_dataset(cfg, check_files=True)
+    _check_task(cfg, check_files=True)
+
+
 def resolve(raw: dict) -> dict:
     """The schema check and the defaults filled in (a copy): the part of the check that needs
     no registry, hence no torch."""
