@@ -53,13 +53,31 @@ def train(config: Path, data: Path, out: Path, env: dict) -> str:
     return hashlib.sha256(out.read_bytes()).hexdigest()
 
 
+# Run at interpreter start (PYTHONPATH): a file appears if torch is imported before the process
+# has the portable environment, i.e. work done twice before `python -m compressible` restarts.
+_PROBE = """
+import os, sys
+class _TorchBeforeRestart:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and os.environ.get("MKL_CBWR") != "COMPATIBLE":
+            open(os.environ["TORCH_PROBE"], "w").close()
+        return None
+sys.meta_path.insert(0, _TorchBeforeRestart())
+"""
+
+
 @pytest.mark.slow
 def test_portable_numerics_train_the_same_bytes_under_every_instruction_set_cap(portable, tmp_path):
     config, data = portable
+    (tmp_path / "probe").mkdir()
+    (tmp_path / "probe" / "sitecustomize.py").write_text(_PROBE)
+    probe = {"PYTHONPATH": str(tmp_path / "probe"), "TORCH_PROBE": str(tmp_path / "torch-before-restart")}
     # one file name in its own folder each: torch.save names the archive's root after the file
     outs = [tmp_path / f"caps{i}" / "run.pt" for i in range(len(CAPS))]
-    digests = {json.dumps(env): train(config, data, out, env) for out, env in zip(outs, CAPS)}
+    envs = [dict(CAPS[0], **probe)] + CAPS[1:]
+    digests = {json.dumps(env): train(config, data, out, env) for out, env in zip(outs, envs)}
     assert len(set(digests.values())) == 1, digests
+    assert not (tmp_path / "torch-before-restart").exists()  # the config is read, then the restart
     for out in outs:  # provenance: the mode in force and ATen's kernels
         info = json.loads(out.with_suffix(".json").read_text())
         assert info["numerics"] == "portable" and info["cpu_capability"] == "DEFAULT"

@@ -35,6 +35,17 @@ def read_config(path: str, check_files: bool = True, remembered: bool = True):
     return cfg
 
 
+def enter_numerics(args) -> None:
+    """Put this process under the config's ``training.numerics`` before torch is imported: a
+    portable run starts again with its environment (numerics.py), so whatever is imported or
+    checked before that is done twice. The schema check alone (torch-free) finds the mode."""
+    from . import numerics
+    from .config import resolve
+
+    raw = read_json(args.config, "config") if args.config.endswith(".json") else read_yaml(args.config)
+    numerics.enter(resolve(raw)["training"]["numerics"], args.relaunch)
+
+
 def _run(args) -> Run:
     return Run(args.arch, args.method, args.seed)
 
@@ -92,11 +103,10 @@ def cmd_prepare(args) -> None:
                               "continued by a rerun, removed with the checkpoint"))
 def cmd_train(args) -> None:
     """Train one run (arch, method label, seed) into a checkpoint and its provenance JSON."""
-    from . import numerics
+    enter_numerics(args)
     from .training.loop import train_run
 
     spec = Experiment(read_config(args.config)).spec(_run(args))
-    numerics.enter(spec.training.numerics, args.relaunch)
     info = train_run(spec, args.data, args.out, args.resume)
     if info:  # processes other than 0 of a torchrun launch write nothing
         metric = next(k for k in info if k.startswith("final_test_"))
@@ -106,11 +116,10 @@ def cmd_train(args) -> None:
 @command("oneshot", CONFIG, OUT, *RUN, arg("--checkpoint", required=True), arg("--operator", required=True))
 def cmd_oneshot(args) -> None:
     """Compress one checkpoint at every level of one operator, evaluate with and without BNT."""
-    from . import numerics
+    enter_numerics(args)
     from .evaluate import oneshot_run
 
     cfg = read_config(args.config)
-    numerics.enter(cfg.training.numerics, args.relaunch)
     oneshot_run(cfg, _run(args), args.checkpoint, args.data, args.operator, args.out)
 
 
@@ -118,13 +127,12 @@ def cmd_oneshot(args) -> None:
 def cmd_finetune(args) -> None:
     """Prune one checkpoint at every level of one operator, finetune each with its mask fixed,
     evaluate (CrAM Table 5's "+ fine-tune")."""
-    from . import numerics
+    enter_numerics(args)
     from .training.finetune import finetune_run
 
     cfg = read_config(args.config)
     if not cfg.entry(args.operator).finetune:
         sys.exit(f"error: oneshot entry {args.operator!r} has no 'finetune' in {args.config}")
-    numerics.enter(cfg.training.numerics, args.relaunch)
     finetune_run(cfg, _run(args), args.checkpoint, args.data, args.operator, args.out)
 
 
