@@ -75,7 +75,10 @@ def free_port() -> int:
 
 
 def two_processes(tmp_path, name, params, build) -> list[dict]:
-    mp.spawn(worker, args=(free_port(), name, params, build, str(tmp_path)), nprocs=WORLD)
+    # forked, not spawned: the children start with this process's imports (torch, the project)
+    # instead of importing them again (~2 CPU-s each); one intra-op thread (conftest), no CUDA
+    mp.start_processes(worker, args=(free_port(), name, params, build, str(tmp_path)), nprocs=WORLD,
+                       start_method="fork")
     return [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
 
 
