@@ -16,7 +16,7 @@ import yaml
 from torch import nn
 
 from compressible.data import save_prepared
-from compressible.training.distributed import Processes, prepare_model, setup, teardown, wrap
+from compressible.training.distributed import Processes, prepare_model, setup, wrap
 from compressible.optim.schedules import lr_factor
 from compressible.registry import METHODS
 from compressible.training.loop import train_step
@@ -61,11 +61,8 @@ def worker(rank: int, port: int, name: str, params: dict, build, out: str) -> No
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    processes = setup(WORLD, BATCH)
-    try:
-        torch.save(train(processes, name, params, build).state_dict(), f"{out}/rank{rank}.pt")
-    finally:
-        teardown(processes)
+    processes = setup(WORLD, BATCH)  # the group stays; the forked child ends with os._exit
+    torch.save(train(processes, name, params, build).state_dict(), f"{out}/rank{rank}.pt")
 
 
 def free_port() -> int:

@@ -59,19 +59,14 @@ def setup(gpus_per_run: int, batch_size: int, device: str = "auto") -> Processes
     return Processes(dist.get_rank(), world, device)
 
 
-# The last all-reduces of `agree`, held until the process group is gone. A gloo worker thread
-# that drops the last reference to a finished all-reduce frees its tensor, which needs the GIL;
-# if that happens while the main thread destroys the process group (joining those threads with
-# the GIL held) both wait forever. Held here, those tensors are freed by the main thread. The
-# threads run the all-reduces in order and each is waited for, so a few suffice. (DDP's own
-# all-reduces hold bucket tensors that Python never sees.)
+# Destroying a gloo process group joins its worker threads with the GIL held; a worker that is
+# still freeing a finished collective's tensor (agree's all-reduce, DDP's broadcast of the BN
+# buffers) waits for the GIL: both wait forever, seen under load at the end of torchrun runs,
+# from destroy_process_group and from freeing DDP's Reducer (which holds the group). So the group
+# of a torchrun process is never destroyed: `python -m compressible` ends such a process with
+# os._exit once its command returned (__main__.py), as multiprocessing ends its children.
+# agree's last all-reduces are held besides, so their tensors are freed by the main thread.
 _RECENT_WORK: collections.deque = collections.deque(maxlen=8)
-
-
-def teardown(processes: Processes) -> None:
-    if processes.distributed and dist.is_initialized():
-        dist.destroy_process_group()
-    _RECENT_WORK.clear()
 
 
 def prepare_model(model: nn.Module, processes: Processes, sync_bn: bool) -> nn.Module:
@@ -123,7 +118,7 @@ def agree(loss: torch.Tensor, stop: bool, processes: Processes) -> tuple[torch.T
     values = torch.stack([loss.detach().float().reshape(()), torch.tensor(float(stop), device=loss.device)])
     work = dist.all_reduce(values, async_op=True)
     work.wait()
-    _RECENT_WORK.append((work, values))  # see teardown
+    _RECENT_WORK.append((work, values))  # see _RECENT_WORK
     return values[0].double() / processes.world, values[1].item() > 0  # as Python divided it
 
 

@@ -44,7 +44,7 @@ from ..registry import METHODS
 from ..runs import RunSpec
 from ..runtime import make_deterministic
 from ..tasks import Task, task_of, task_of_dataset
-from .distributed import Processes, agree, barrier, prepare_model, setup, shard_batch, teardown, wrap
+from .distributed import Processes, agree, barrier, prepare_model, setup, shard_batch, wrap
 from .divergence import LossWatch
 from .interrupt import StopRequest
 from .resume import Position, load_state, remove_state, restore, save_state
@@ -286,16 +286,13 @@ def train_run(spec: RunSpec, data_path: str | Path, checkpoint: str | Path,
     start = time.perf_counter()
     make_deterministic(spec.run.seed, spec.training.threads)
     use_tf32(spec.training.tf32)
-    t = build_trainer(spec, data_path, resume)
-    try:
-        position, curves = starting_position(t)
-        stop = StopRequest()
-        with stop if resume is not None else contextlib.nullcontext():
-            while position.epoch < spec.training.epochs:
-                steps_ran = run_epoch(t, position, stop, curves)
-                position = end_epoch(t, position, curves, steps_ran)
-        if spec.training.epochs == 0 and t.processes.writer:
-            curves.append(evaluate_as_given(t))
-        return finish(t, checkpoint, curves, time.perf_counter() - start) if t.processes.writer else {}
-    finally:
-        teardown(t.processes)
+    t = build_trainer(spec, data_path, resume)  # a torchrun process group stays: training/distributed.py
+    position, curves = starting_position(t)
+    stop = StopRequest()
+    with stop if resume is not None else contextlib.nullcontext():
+        while position.epoch < spec.training.epochs:
+            steps_ran = run_epoch(t, position, stop, curves)
+            position = end_epoch(t, position, curves, steps_ran)
+    if spec.training.epochs == 0 and t.processes.writer:
+        curves.append(evaluate_as_given(t))
+    return finish(t, checkpoint, curves, time.perf_counter() - start) if t.processes.writer else {}
