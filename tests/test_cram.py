@@ -10,7 +10,6 @@ from torch.func import functional_call
 from compressible.training.loop import make_closure as trainer_closure
 from compressible.optim import methods_cram
 from compressible.registry import COMPRESSORS
-from compressible.config import method_params
 from compressible.optim.cram import CrAM
 from compressible.registry import METHODS
 
@@ -289,7 +288,7 @@ def test_loss_decreases(name):
 
 @pytest.mark.parametrize("name", CRAM_METHODS)
 def test_state_dict_round_trip_continues_identically(name):
-    kwargs = {"mask_every": 2} if "mask_every" in method_params(METHODS.get(name)) else {}
+    kwargs = {"mask_every": 2} if "mask_every" in METHODS.fact(name, "params") else {}
     model, prunable, x, y = toy_problem()
     opt = METHODS.get(name)(model, prunable, seed=5, **kwargs)
     for _ in range(3):

@@ -8,7 +8,6 @@ from torch import nn
 from torch.func import functional_call
 
 import compressible.optim  # noqa: F401  (registers the METHODS)
-from compressible.config import method_params
 from compressible.optim.errors import ParamError
 from compressible.registry import METHODS
 
@@ -223,10 +222,10 @@ def test_adam_base_refuses_sgd_keys_and_sgd_base_refuses_adam_keys(name):
 
 
 def test_every_sam_and_cram_method_takes_base_and_the_cram_presets_p_base():
-    names = [n for n in METHODS.names() if n == "sam" or "p_base" in method_params(METHODS.get(n))]
+    names = [n for n in METHODS.names() if n == "sam" or "p_base" in METHODS.fact(n, "params")]
     assert {"sam", "cram", "cram_plus", "cram_plus_multi", "c_sam", "topk", "topk_plus"} <= set(names)
     for name in names:
-        params = method_params(METHODS.get(name))
+        params = METHODS.fact(name, "params")
         assert params["base"] == "sgd" and {"betas", "eps", "momentum"} <= set(params)
         assert params.get("p_base", 0.0) == 0.0
     with pytest.raises(ParamError, match="p_base"):

@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from compressible.config import method_params
 from compressible.registry import METHODS
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "compressible"
@@ -142,7 +141,7 @@ def test_every_method_trains_with_its_own_defaults(name):
     after = train_steps(name, ("0.weight", "3.weight")).state_dict()
     assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
     assert any(not torch.equal(before[k], after[k]) for k in before if before[k].is_floating_point())
-    assert set(method_params(METHODS.get(name))) >= {"lr"}
+    assert set(METHODS.fact(name, "params")) >= {"lr"}
 
 
 PRUNABLE_FREE = sorted(n for n in ALL_METHODS if not getattr(METHODS.get(n), "uses_prunable", True))

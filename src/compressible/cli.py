@@ -19,12 +19,17 @@ from .training.stops import RunStopped
 from .report.published import PUBLISHED_DIR, PublishedError
 
 
+def raw_config(path: str) -> dict:
+    """The mapping in a config file: the resolved JSON the rules pass, or a YAML file."""
+    return read_json(path, "config") if path.endswith(".json") else read_yaml(path)
+
+
 def read_config(path: str, check_files: bool = True, remembered: bool = True):
     """The config at ``path`` (the rules pass the resolved JSON that common.smk writes; YAML
     works the same), checked. In a Snakemake working directory the check the Snakefile
     remembered is read (config_memo.py: no toy model built, no torch for the report's jobs);
     the checks that read the disk (``check_files``) always run."""
-    raw = read_json(path, "config") if path.endswith(".json") else read_yaml(path)
+    raw = raw_config(path)
     if not (remembered and Path(".snakemake").is_dir()):
         return validate_config(raw, check_files)
     from .config_memo import checked_config
@@ -42,8 +47,7 @@ def enter_numerics(args) -> None:
     from . import numerics
     from .config import resolve
 
-    raw = read_json(args.config, "config") if args.config.endswith(".json") else read_yaml(args.config)
-    numerics.enter(resolve(raw)["training"]["numerics"], args.relaunch)
+    numerics.enter(resolve(raw_config(args.config))["training"]["numerics"], args.relaunch)
 
 
 def _run(args) -> Run:

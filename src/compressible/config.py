@@ -335,19 +335,11 @@ def _check_as_given(cfg: dict, key: str) -> None:
                           f"{', '.join(random)} has no 'pretrained'; allowed: 0 with every arch pretrained, or >= 1")
 
 
-def method_params(builder) -> dict[str, Any]:
-    """The keyword parameters a method accepts, with their defaults: a CrAM preset's table, or
-    the keyword-only arguments of a builder function (``seed`` comes from the run)."""
-    if hasattr(builder, "params"):
-        return dict(builder.params)
-    return registry.keyword_params(builder)
-
-
 def _check_method(method: dict, key: str) -> None:
     from .optim.params import check_value  # the optimizers' package: torch
 
     _require(registry.METHODS, method["name"], f"{key}.name")
-    accepted = method_params(registry.METHODS.get(method["name"]))
+    accepted = registry.METHODS.fact(method["name"], "params")
     unknown = set(method["params"]) - set(accepted)
     if unknown:
         raise ConfigError(

@@ -8,7 +8,6 @@ every file. Without ``torchrun`` (no ``WORLD_SIZE`` in the environment) nothing 
 """
 from __future__ import annotations
 
-import collections
 import os
 from dataclasses import dataclass
 
@@ -59,14 +58,12 @@ def setup(gpus_per_run: int, batch_size: int, device: str = "auto") -> Processes
     return Processes(dist.get_rank(), world, device)
 
 
-# Destroying a gloo process group joins its worker threads with the GIL held; a worker that is
-# still freeing a finished collective's tensor (agree's all-reduce, DDP's broadcast of the BN
-# buffers) waits for the GIL: both wait forever, seen under load at the end of torchrun runs,
-# from destroy_process_group and from freeing DDP's Reducer (which holds the group). So the group
-# of a torchrun process is never destroyed: `python -m compressible` ends such a process with
-# os._exit once its command returned (__main__.py), as multiprocessing ends its children.
-# agree's last all-reduces are held besides, so their tensors are freed by the main thread.
-_RECENT_WORK: collections.deque = collections.deque(maxlen=8)
+# The process group of a torchrun process is never destroyed. Destroying a gloo group joins its
+# worker threads with the GIL held; a worker still freeing a finished collective's tensor (agree's
+# all-reduce, DDP's broadcast of the BN buffers) waits for the GIL: both wait forever, seen under
+# load at the end of torchrun runs, from destroy_process_group and from freeing DDP's Reducer
+# (which holds the group). `python -m compressible` ends such a process with os._exit once its
+# command returned (__main__.py), as multiprocessing ends its children.
 
 
 def prepare_model(model: nn.Module, processes: Processes, sync_bn: bool) -> nn.Module:
@@ -118,7 +115,6 @@ def agree(loss: torch.Tensor, stop: bool, processes: Processes) -> tuple[torch.T
     values = torch.stack([loss.detach().float().reshape(()), torch.tensor(float(stop), device=loss.device)])
     work = dist.all_reduce(values, async_op=True)
     work.wait()
-    _RECENT_WORK.append((work, values))  # see _RECENT_WORK
     return values[0].double() / processes.world, values[1].item() > 0  # as Python divided it
 
 
