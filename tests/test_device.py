@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from compressible.checkpoint import load_checkpoint
-from compressible.config import ConfigError, Method, load_config
+from compressible.config import Arch, ConfigError, Method, load_config
 from compressible.data import save_prepared, train_batches
 from compressible.data.batches import augment
 from compressible.device import DeviceError, autocast, describe, memory_format, resolve_device
@@ -181,16 +181,28 @@ def test_epoch_clock_extrapolates_the_epochs_done():
     assert clock(3725) == "1:02:05"
 
 
-@pytest.mark.slow  # torch.compile's C++ build, tens of seconds
-def test_compiled_training_matches_eager_within_float_rounding(tmp_path, splits):
+def small_convnet(num_classes: int = 10, in_channels: int = 3, width: int = 4) -> torch.nn.Module:
+    """Conv, batch norm (its train and eval graphs, its running statistics), ReLU, pooling and a
+    linear head: every kind of layer the ResNets compile, in a graph small enough that
+    torch.compile's C++ build of it takes seconds, not the half minute of a ResNet-20's."""
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
+
+
+@pytest.mark.slow  # torch.compile's C++ build
+def test_compiled_training_matches_eager_within_float_rounding(tmp_path, splits, monkeypatch):
     """torch.compile reorders float arithmetic, nothing else: after a few steps the weights of the
     same run agree to float rounding, and the checkpoint holds the plain module's names."""
     import shutil
 
+    from compressible.registry import MODELS
+
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("torch.compile on the CPU needs a C compiler (none on PATH)")
+    monkeypatch.setitem(MODELS._builders, "small_convnet", small_convnet)  # this test's only
     save_prepared(splits, tmp_path / "data.pt")
-    eager = spec(SGD, epochs=1)
+    eager = dataclasses.replace(spec(SGD, epochs=1), arch=Arch("small_convnet", 4, None))
     compiled = dataclasses.replace(eager, training=dataclasses.replace(eager.training, compile=True))
     train_run(eager, tmp_path / "data.pt", tmp_path / "e.pt")
     info = train_run(compiled, tmp_path / "data.pt", tmp_path / "c.pt")
@@ -208,6 +220,17 @@ def test_deterministic_mode_leaves_new_tensors_unfilled():
     make_deterministic(0)
     assert torch.are_deterministic_algorithms_enabled()
     assert torch.utils.deterministic.fill_uninitialized_memory is False
+
+
+def test_deterministic_kernels_without_loading_the_compiler_unless_compiled():
+    """The kernels' flag is on, warn-only, in every job; torch.compile's own flag (and the compiler
+    stack it imports, about 1 s per job) only in a compiled run."""
+    probe = ("import sys, torch; from compressible.runtime import make_deterministic; "
+             "make_deterministic(0); print(torch.are_deterministic_algorithms_enabled(), "
+             "torch.is_deterministic_algorithms_warn_only_enabled(), 'torch._inductor' in sys.modules); "
+             "make_deterministic(0, compiled=True); import torch._inductor.config as c; print(c.deterministic)")
+    lines = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert lines[:2] == ["True True False", "True"]
 
 
 def test_tf32_is_explicit_and_its_default_keeps_the_run_hashes():

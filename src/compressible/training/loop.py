@@ -284,7 +284,7 @@ def train_run(spec: RunSpec, data_path: str | Path, checkpoint: str | Path,
     other than 0, which write nothing).
     """
     start = time.perf_counter()
-    make_deterministic(spec.run.seed, spec.training.threads)
+    make_deterministic(spec.run.seed, spec.training.threads, spec.training.compile)
     use_tf32(spec.training.tf32)
     t = build_trainer(spec, data_path, resume)  # a torchrun process group stays: training/distributed.py
     position, curves = starting_position(t)
