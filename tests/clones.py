@@ -84,14 +84,18 @@ def job_inputs(output: str, rule: str) -> list[str]:
 
 
 # --- one build per pytest run, shared by the parallel workers ----------------------------------
+def run_root(factory: pytest.TempPathFactory) -> Path:
+    """This pytest run's temporary directory, the same for every parallel worker (theirs lie in
+    it: ``<basetemp>/popen-gwN``)."""
+    root = factory.getbasetemp()
+    return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+
+
 def once_per_run(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
     """The directory ``name`` that ``build`` fills once per pytest run, by whichever worker asks
-    first while the others wait for it. Parallel workers' temporary directories lie in the
-    run's own (``<basetemp>/popen-gwN``), so that is where it goes; a build that failed is
-    started again by the next worker that asks."""
-    root = factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent
+    first while the others wait for it (in :func:`run_root`); a build that failed is started
+    again by the next worker that asks."""
+    root = run_root(factory)
     target, done = root / name, root / f"{name}.done"
     with open(root / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

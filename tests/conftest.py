@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from clones import TinyRuns, isolated_env, tiny_runs
+from clones import TinyRuns, isolated_env, run_root, tiny_runs
 from compressible.data import ImageSplits
 
 # Tiny tensors on a 2-core machine: one thread avoids contention between OpenMP workers.
@@ -36,6 +36,17 @@ def synthetic_splits(n_train: int = 256, n_test: int = 64, classes: int = 4, siz
 @pytest.fixture
 def splits() -> ImageSplits:
     return synthetic_splits()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory) -> Path:
+    """One user cache (XDG_CACHE_HOME) for the whole run, never the real ~/.cache: every project
+    the tests copy reads the config checks remembered there (compressible.config_memo), as clones
+    of one user do; the tests of the memo itself point it elsewhere."""
+    root = run_root(tmp_path_factory) / "user-cache"
+    root.mkdir(exist_ok=True)
+    os.environ["XDG_CACHE_HOME"] = str(root)
+    return root
 
 
 # --- the tiny DAG, once per pytest run --------------------------------------------------------

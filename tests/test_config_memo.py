@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -118,16 +119,33 @@ print("torch imported:", "torch" in sys.modules)
 
 def test_the_snakefile_s_second_parse_imports_no_torch(tmp_path):
     """What the issue asks of the Snakefile: a dry run, rerun or cluster job after the first
-    parse reads the remembered check (and data.missing_files, the run paths) without torch."""
+    parse reads the remembered check (and data.missing_files, the run paths) without torch,
+    in any working directory of the project (here a second copy): the record is in the user's
+    cache, keyed by what was checked."""
     from clones import copy_files
 
-    repo = copy_files(tmp_path / "repo")
-    outputs = [subprocess.run([sys.executable, "-c", _DRY_RUN], cwd=repo, capture_output=True, text=True,
-                              check=True).stdout for _ in range(2)]
+    repos = [copy_files(tmp_path / name) for name in ("repo", "other")]
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    outputs = [subprocess.run([sys.executable, "-c", _DRY_RUN], cwd=repo, env=env, capture_output=True, text=True,
+                              check=True).stdout for repo in repos]
     assert "torch imported: True" in outputs[0] and "torch imported: False" in outputs[1]
     counts = [out.split("Job stats:")[1].split("\n\n")[0] for out in outputs]
     assert counts[0] == counts[1] and "train" in counts[0]  # the same jobs planned
-    assert len(list((repo / config_memo.MEMO_DIR).iterdir())) == 1
+    assert len(list((tmp_path / "cache" / "compressible" / "checked").iterdir())) == 1
+
+
+def test_a_record_that_cannot_be_written_leaves_the_check_done_and_nothing_behind(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    assert config_memo.checked_config(TINY, tmp_path / "file" / "checked") == validate_config(TINY, check_files=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+def test_the_records_live_in_the_user_s_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert config_memo.default_memo_dir() == tmp_path / "xdg" / "compressible" / "checked"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert config_memo.default_memo_dir() == tmp_path / "home" / ".cache" / "compressible" / "checked"
 
 
 def test_a_job_in_a_working_directory_reads_the_record_but_still_checks_the_files(tmp_path, monkeypatch):
@@ -137,12 +155,13 @@ def test_a_job_in_a_working_directory_reads_the_record_but_still_checks_the_file
 
     raw = yaml.safe_load((ROOT / "tests" / "configs" / "bert_tiny.yaml").read_text())
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     (tmp_path / "bert_tiny.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError) as full:
         validate_config(raw, check_files=True)
     (tmp_path / ".snakemake").mkdir()
     assert read_config("bert_tiny.yaml", check_files=False) == validate_config(raw, check_files=False)
-    assert len(list((tmp_path / config_memo.MEMO_DIR).iterdir())) == 1
+    assert len(list((tmp_path / "cache" / "compressible" / "checked").iterdir())) == 1
     with pytest.raises(ConfigError) as remembered:
         read_config("bert_tiny.yaml")
     assert str(remembered.value) == str(full.value) and "resources/bert_tiny" in str(full.value)

@@ -3,12 +3,14 @@
 The full check (:func:`config.validate_config`) builds every method once on a toy model, so it
 imports torch (over a second of CPU), and the Snakefile is parsed again for every dry run, rerun
 and cluster job. The check's verdict is a pure function of the resolved config and the code that
-checks it (with ``check_files=False`` no file is read), so it is remembered: a record under
-``.snakemake/compressible/`` keyed by the sha256 of the resolved config, this package's files and
-the versions of the libraries the check runs. A later check of the same config by the same code
-reads the record (and the registries' facts that planning needs, ``registry.Registry.fact``)
+checks it (with ``check_files=False`` no file is read), so it is remembered: a record in the
+user's cache (``$XDG_CACHE_HOME/compressible/checked``, else ``~/.cache/...``) keyed by the sha256
+of the resolved config, this package's files and the versions of the libraries the check runs. The
+key names what was checked, not where, so every clone and working directory shares the records. A
+later check of the same config by the same code reads the record (and the registries' facts that planning needs, ``registry.Registry.fact``)
 instead of importing torch. Anything else (a changed config, an edited file, another torch) is a
-different key and is checked in full; a record that cannot be read is checked again.
+different key and is checked in full; a record that cannot be read is checked again, and one that
+cannot be written (a read-only home) is only not remembered.
 """
 from __future__ import annotations
 
@@ -23,7 +25,6 @@ from pathlib import Path
 from . import registry
 from .config import Config, resolve, typed, validate_config
 
-MEMO_DIR = Path(".snakemake", "compressible", "checked")  # in the working directory, Snakemake's own folder
 LIBRARIES = ("torch", "torchvision", "transformers", "jsonschema")  # what the full check runs
 
 
@@ -45,18 +46,27 @@ def memo_key(resolved: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def checked_config(raw: dict, memo_dir: str | Path = MEMO_DIR) -> Config:
-    """``validate_config(raw, check_files=False)``, remembered in ``memo_dir``: the same
-    resolved config checked by the same code is not checked again (nor torch imported)."""
+def default_memo_dir() -> Path:
+    """The user's cache, as the XDG base directory specification places it."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "compressible", "checked")
+
+
+def checked_config(raw: dict, memo_dir: str | Path | None = None) -> Config:
+    """``validate_config(raw, check_files=False)``, remembered in ``memo_dir`` (default: the
+    user's cache): the same resolved config checked by the same code is not checked again (nor
+    torch imported)."""
     resolved = resolve(raw)  # schema errors are found without the memo
-    record = Path(memo_dir) / f"{memo_key(resolved)}.json"
+    record = Path(memo_dir or default_memo_dir()) / f"{memo_key(resolved)}.json"
     facts = _read_facts(record)
     if facts is not None:
         for reg in _with_facts():
             reg.remember(facts[reg.kind])
         return typed(resolved)
     cfg = validate_config(raw, check_files=False)
-    _write_atomically(record, json.dumps({reg.kind: reg.all_facts() for reg in _with_facts()}, sort_keys=True))
+    try:
+        _write_atomically(record, json.dumps({reg.kind: reg.all_facts() for reg in _with_facts()}, sort_keys=True))
+    except OSError:
+        pass  # checked, only not remembered: the next parse checks in full again
     return cfg
 
 
@@ -81,6 +91,10 @@ def _write_atomically(path: Path, text: str) -> None:
     """Never a half-written record: a temporary file in the same folder, renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
-    with os.fdopen(handle, "w") as out:
-        out.write(text + "\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(text + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+        raise
