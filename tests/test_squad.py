@@ -55,6 +55,38 @@ def test_f1_takes_the_best_reference_answer():
     assert scores == {"f1": pytest.approx(100.0), "exact_match": pytest.approx(100.0)}
 
 
+def test_scores_equal_torchmetrics_squad_on_random_answers():
+    """An independent implementation of the same official metric (torchmetrics, float32 sums)
+    on texts drawn to hit every normalization step: case, punctuation, articles, spacing."""
+    import random
+
+    from torchmetrics.functional.text import squad
+
+    rng = random.Random(0)
+    words = ["The", "a", "an", "cat", "Cat", "sat", "on", "mat", "Paris", "paris,", "rome!", "x-ray", "then"]
+
+    def text():  # never only articles: the one case where v1.1 and torchmetrics (v2.0's rule) differ
+        drawn = (" " * rng.randint(0, 2)).join(rng.choice(words) for _ in range(rng.randint(1, 6)))
+        return drawn if drawn.lower().replace("the", "").replace("an", "").replace("a", "").strip() else text()
+
+    examples = [example(f"q{i}", *(text() for _ in range(rng.randint(1, 3)))) for i in range(300)]
+    preds = [{"id": e["id"], "prediction_text": rng.choice([text(), rng.choice(e["answers"]["text"]).upper()])}
+             for e in examples]
+    assert all(qa.normalize_answer(p["prediction_text"]) for p in preds)
+    reference = squad(preds, [{"id": e["id"], "answers": e["answers"]} for e in examples])
+    ours = qa.squad_scores(preds, examples)
+    assert 5 < ours["exact_match"] < 95 and 5 < ours["f1"] < 95  # the draws hit and miss
+    for metric in ("exact_match", "f1"):
+        assert ours[metric] == pytest.approx(float(reference[metric]), rel=1e-5)
+
+
+def test_v1_1_scores_an_answer_of_only_articles_and_an_empty_prediction_f1_0_and_a_missing_one_0():
+    """v1.1's F1 is 0 without a common word, also when both texts normalize to nothing (the v2.0
+    script, and torchmetrics, give 1 there); EM compares the normalized texts."""
+    scores = qa.squad_scores([{"id": "a", "prediction_text": ""}], [example("a", "the"), example("b", "cat")])
+    assert scores == {"f1": 0.0, "exact_match": 50.0}
+
+
 # ---------------------------------------------------------------- post-processing
 
 def test_best_span_skips_invalid_spans():

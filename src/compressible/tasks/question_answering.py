@@ -6,11 +6,16 @@ Evaluation: every dev feature's start and end logits; per question, the best spa
 windows among the ``N_BEST`` highest start and end logits of each window (both in the context,
 end not before start, at most ``MAX_ANSWER_LENGTH`` tokens), scored by the sum of the two logits;
 its text is cut from the context by the tokens' character offsets. The answers are scored with
-the official SQuAD v1.1 exact match and F1 (normalized text: lower case, no punctuation, no
-articles, single spaces; F1 over word overlap, best over the reference answers), as torchmetrics
-computes them, in %.
+the official SQuAD v1.1 exact match and F1 (Rajpurkar et al., 2016; the evaluation script of
+v1.1, which Transformers' run_qa and the `evaluate` library use): the texts normalized (lower
+case, no punctuation, no articles, single spaces); F1 over word overlap, 0 without a common word;
+each the best over the reference answers, averaged over the questions, in %.
 """
 from __future__ import annotations
+
+import re
+import string
+from collections import Counter
 
 import torch
 import torch.nn.functional as F
@@ -64,13 +69,41 @@ def predictions(start_logits: torch.Tensor, end_logits: torch.Tensor, features: 
     return out
 
 
-def squad_scores(preds: list[dict], examples: list[dict]) -> dict[str, float]:
-    """Official SQuAD v1.1 exact match and F1 (%), via torchmetrics."""
-    from torchmetrics.functional.text import squad
+_PUNCTUATION = frozenset(string.punctuation)
 
-    targets = [{"id": e["id"], "answers": e["answers"]} for e in examples]
-    scores = squad(preds, targets)
-    return {"f1": float(scores["f1"]), "exact_match": float(scores["exact_match"])}
+
+def normalize_answer(text: str) -> str:
+    """SQuAD v1.1's normalization: lower case, punctuation removed, then the articles, then
+    runs of white space made single spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
+
+
+def exact_match(prediction: str, answer: str) -> float:
+    return float(normalize_answer(prediction) == normalize_answer(answer))
+
+
+def f1_score(prediction: str, answer: str) -> float:
+    """Harmonic mean of the word-overlap precision and recall; 0 when no word is shared (v1.1,
+    also when both texts normalize to nothing)."""
+    predicted, gold = normalize_answer(prediction).split(), normalize_answer(answer).split()
+    same = sum((Counter(predicted) & Counter(gold)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(predicted), same / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def squad_scores(preds: list[dict], examples: list[dict]) -> dict[str, float]:
+    """Official SQuAD v1.1 exact match and F1 (%) over the questions of ``examples``, each
+    scored against its best reference answer; a question without a prediction scores 0."""
+    predicted = {p["id"]: p["prediction_text"] for p in preds}
+    em = f1 = 0.0
+    for example in examples:
+        if example["id"] in predicted:
+            em += max(exact_match(predicted[example["id"]], a) for a in example["answers"]["text"])
+            f1 += max(f1_score(predicted[example["id"]], a) for a in example["answers"]["text"])
+    return {"f1": 100.0 * f1 / len(examples), "exact_match": 100.0 * em / len(examples)}
 
 
 def model_inputs(batch: dict) -> dict:
