@@ -7,10 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -249,13 +246,14 @@ def test_figures_are_byte_identical_and_unchanged_without_published_cells(summar
     assert digests("c", None) == digests("d", ["cram/table17/claims"]) != published
 
 
-def test_cli_tables_and_figures_read_the_configs_reproduces(summary, tmp_path):
+def test_cli_tables_and_figures_read_the_configs_reproduces(summary, tmp_path, monkeypatch):
+    from compressible.cli import main
+
     (tmp_path / "cfg.json").write_text(json.dumps(config(["cram/table17"])))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.chdir(tmp_path)  # the commands write under the working directory, as in a job
     for command in ("tables", "figures"):
-        subprocess.run([sys.executable, "-m", "compressible", command, "--config", "cfg.json", "--summary",
-                        str(summary), "--published", str(ROOT / "configs" / "published")],
-                       check=True, capture_output=True, cwd=tmp_path, env=env)
+        assert main([command, "--config", "cfg.json", "--summary", str(summary),
+                     "--published", str(ROOT / "configs" / "published")]) == 0
     tex = (tmp_path / "paper_tables/default/resnet20_global_magnitude_bnt.tex").read_text()
     stand_in = expected(trials("SGD", "0.5"), "Baseline", "50%").replace("$)}", "$, stand-in)}")  # the default's setup
     assert grid(tex)[published_row("SGD", "table17", "Baseline")]["50\\%"] == stand_in

@@ -6,8 +6,6 @@ import copy
 import csv
 import json
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -219,17 +217,19 @@ def test_default_scale_sfw_claim_meets_the_defaults_sfw_and_sgd_runs(tmp_path):
     assert "## sfw_pruning: 0 of 1 claims hold (1 inconclusive)\n" in text
 
 
-def test_cli_writes_the_report_and_refuses_unknown_references(tmp_path, published, cfg):
+def test_cli_writes_the_report_and_refuses_unknown_references(tmp_path, published, cfg, capsys):
+    from compressible.cli import main
+
     summary = write_summary(tmp_path / "summary.csv", summary_rows())
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     out = tmp_path / "paper_tables" / "REPRODUCTION.md"
-    cmd = [sys.executable, "-m", "compressible", "reproduce", "--summary", str(summary),
-           "--config", str(tmp_path / "cfg.json"), "--out", str(out), "--published", str(published)]
-    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
+    argv = ["reproduce", "--summary", str(summary), "--config", str(tmp_path / "cfg.json"), "--out", str(out),
+            "--published", str(published)]
+    assert main(argv) == 0
     assert out.read_text() == build_report(summary, cfg, published)
     (tmp_path / "cfg.json").write_text(json.dumps(dict(cfg, reproduces=["toy/t2"])))
-    bad = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    assert bad.returncode == 2 and "unknown 'toy/t2'; allowed" in bad.stderr
+    capsys.readouterr()
+    assert main(argv) == 2 and "unknown 'toy/t2'; allowed" in capsys.readouterr().err
 
 
 def test_config_schema_rejects_a_malformed_reproduces_entry(tmp_path):
