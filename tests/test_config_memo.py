@@ -25,7 +25,7 @@ _PROBE = """
 import json, sys
 from compressible.config_memo import checked_config
 from compressible.runs import Experiment
-cfg = checked_config(json.loads(sys.argv[1]), sys.argv[2])
+cfg = checked_config(json.loads(sys.argv[1]), sys.argv[2] or None)  # "": the default places
 experiment = Experiment(cfg)
 print(json.dumps({"torch": "torch" in sys.modules, "resolved": cfg.resolved,
                   "checkpoints": experiment.checkpoints(), "figures": experiment.figures(),
@@ -33,8 +33,8 @@ print(json.dumps({"torch": "torch" in sys.modules, "resolved": cfg.resolved,
 """
 
 
-def probe(raw: dict, memo: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(raw), str(memo)], capture_output=True,
+def probe(raw: dict, memo: Path | None) -> dict:
+    out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(raw), str(memo or "")], capture_output=True,
                          text=True, check=True).stdout
     return json.loads(out)
 
@@ -131,7 +131,10 @@ def test_the_snakefile_s_second_parse_imports_no_torch(tmp_path):
     assert "torch imported: True" in outputs[0] and "torch imported: False" in outputs[1]
     counts = [out.split("Job stats:")[1].split("\n\n")[0] for out in outputs]
     assert counts[0] == counts[1] and "train" in counts[0]  # the same jobs planned
-    assert len(list((tmp_path / "cache" / "compressible" / "checked").iterdir())) == 1
+    records = [list(place.iterdir()) for place in [tmp_path / "cache" / "compressible" / "checked"] +
+               [repo / config_memo.WORKFLOW_MEMO for repo in repos]]
+    assert [len(r) for r in records] == [1, 1, 1]  # each working directory holds its own copy, for its jobs
+    assert len({r[0].read_text() for r in records}) == 1
 
 
 def test_a_record_that_cannot_be_written_leaves_the_check_done_and_nothing_behind(tmp_path):
@@ -140,12 +143,23 @@ def test_a_record_that_cannot_be_written_leaves_the_check_done_and_nothing_behin
     assert [p.name for p in tmp_path.iterdir()] == ["file"]
 
 
-def test_the_records_live_in_the_user_s_cache(monkeypatch, tmp_path):
+def test_the_records_live_in_the_working_directory_and_the_user_s_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert config_memo.default_memo_dir() == tmp_path / "xdg" / "compressible" / "checked"
+    assert config_memo.memo_dirs() == [Path(".snakemake/compressible/checked"),
+                                       tmp_path / "xdg" / "compressible" / "checked"]
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert config_memo.default_memo_dir() == tmp_path / "home" / ".cache" / "compressible" / "checked"
+    assert config_memo.memo_dirs()[1] == tmp_path / "home" / ".cache" / "compressible" / "checked"
+
+
+def test_a_cluster_node_without_the_user_s_cache_reads_the_working_directory_s_record(monkeypatch, tmp_path):
+    """Cluster jobs share the workflow's folder, not always the submitting user's home."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "submit-host-cache"))
+    first = probe(TINY, None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "node-cache"))
+    assert first["torch"] and not probe(TINY, None)["torch"]
+    assert not (tmp_path / "node-cache").exists()  # read from the working directory alone
 
 
 def test_a_job_in_a_working_directory_reads_the_record_but_still_checks_the_files(tmp_path, monkeypatch):

@@ -3,14 +3,16 @@
 The full check (:func:`config.validate_config`) builds every method once on a toy model, so it
 imports torch (over a second of CPU), and the Snakefile is parsed again for every dry run, rerun
 and cluster job. The check's verdict is a pure function of the resolved config and the code that
-checks it (with ``check_files=False`` no file is read), so it is remembered: a record in the
-user's cache (``$XDG_CACHE_HOME/compressible/checked``, else ``~/.cache/...``) keyed by the sha256
-of the resolved config, this package's files and the versions of the libraries the check runs. The
-key names what was checked, not where, so every clone and working directory shares the records. A
-later check of the same config by the same code reads the record (and the registries' facts that planning needs, ``registry.Registry.fact``)
-instead of importing torch. Anything else (a changed config, an edited file, another torch) is a
-different key and is checked in full; a record that cannot be read is checked again, and one that
-cannot be written (a read-only home) is only not remembered.
+checks it (with ``check_files=False`` no file is read), so it is remembered: a record keyed by the
+sha256 of the resolved config, this package's files and the versions of the libraries the check
+runs, kept twice: in the working directory's ``.snakemake/compressible/checked`` (every job of the
+workflow sees it, on any node of a cluster) and in the user's cache
+(``$XDG_CACHE_HOME/compressible/checked``, else ``~/.cache/...``: the key names what was checked,
+not where, so every clone of the project shares it). A later check of the same config by the same code reads the record (and the registries' facts that
+planning needs, ``registry.Registry.fact``) instead of importing torch. Anything else (a changed
+config, an edited file, another torch) is a different key and is checked in full; a record that
+cannot be read is checked again, and one that cannot be written (a read-only home) is only not
+remembered.
 """
 from __future__ import annotations
 
@@ -46,28 +48,42 @@ def memo_key(resolved: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def default_memo_dir() -> Path:
-    """The user's cache, as the XDG base directory specification places it."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "compressible", "checked")
+WORKFLOW_MEMO = Path(".snakemake", "compressible", "checked")  # in Snakemake's own folder
+
+
+def memo_dirs() -> list[Path]:
+    """Where records are kept, the first found read: the working directory's, then the user's
+    cache as the XDG base directory specification places it."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "compressible", "checked")
+    return [WORKFLOW_MEMO, cache]
 
 
 def checked_config(raw: dict, memo_dir: str | Path | None = None) -> Config:
-    """``validate_config(raw, check_files=False)``, remembered in ``memo_dir`` (default: the
-    user's cache): the same resolved config checked by the same code is not checked again (nor
-    torch imported)."""
+    """``validate_config(raw, check_files=False)``, remembered in ``memo_dir`` (default: both
+    places of :func:`memo_dirs`): the same resolved config checked by the same code is not
+    checked again (nor torch imported)."""
     resolved = resolve(raw)  # schema errors are found without the memo
-    record = Path(memo_dir or default_memo_dir()) / f"{memo_key(resolved)}.json"
-    facts = _read_facts(record)
-    if facts is not None:
-        for reg in _with_facts():
-            reg.remember(facts[reg.kind])
-        return typed(resolved)
+    name = f"{memo_key(resolved)}.json"
+    places = [Path(memo_dir)] if memo_dir is not None else memo_dirs()
+    for found, place in enumerate(places):
+        facts = _read_facts(place / name)
+        if facts is not None:
+            for reg in _with_facts():
+                reg.remember(facts[reg.kind])
+            _remember(places[:found], name, facts)  # e.g. a new clone's own copy of the user's
+            return typed(resolved)
     cfg = validate_config(raw, check_files=False)
-    try:
-        _write_atomically(record, json.dumps({reg.kind: reg.all_facts() for reg in _with_facts()}, sort_keys=True))
-    except OSError:
-        pass  # checked, only not remembered: the next parse checks in full again
+    _remember(places, name, {reg.kind: reg.all_facts() for reg in _with_facts()})
     return cfg
+
+
+def _remember(places: list[Path], name: str, facts: dict) -> None:
+    text = json.dumps(facts, sort_keys=True) + "\n"
+    for place in places:
+        try:
+            _write_atomically(place / name, text)
+        except OSError:
+            pass  # not remembered there (a read-only home): a later parse reads the other or checks again
 
 
 def _with_facts() -> list[registry.Registry]:
@@ -93,7 +109,7 @@ def _write_atomically(path: Path, text: str) -> None:
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
     try:
         with os.fdopen(handle, "w") as out:
-            out.write(text + "\n")
+            out.write(text)
         os.replace(tmp, path)
     except OSError:
         Path(tmp).unlink(missing_ok=True)

@@ -1,8 +1,8 @@
 # Helpers and validation. The config is checked against the schema and every name (dataset,
 # arch, method and its parameters, operator and its levels) against the registries, at parse
 # time: a bad config stops before any job runs. The verdict is remembered per config and code
-# version in the user's cache (compressible.config_memo), so later parses (dry runs, reruns,
-# cluster jobs, other clones) import no torch. Every path comes from compressible.runs, the
+# version, in .snakemake/ and in the user's cache (compressible.config_memo), so later parses (dry
+# runs, reruns, cluster jobs, other clones) import no torch. Every path comes from compressible.runs, the
 # same module the CLI asks, so the rules and the jobs agree on where each file lives.
 import json
 from dataclasses import asdict
