@@ -120,8 +120,8 @@ print("torch imported:", "torch" in sys.modules)
 def test_the_snakefile_s_second_parse_imports_no_torch(tmp_path):
     """What the issue asks of the Snakefile: a dry run, rerun or cluster job after the first
     parse reads the remembered check (and data.missing_files, the run paths) without torch,
-    in any working directory of the project (here a second copy): the record is in the user's
-    cache, keyed by what was checked."""
+    in any working directory of the project (here a second copy): the user's cache holds the
+    record, keyed by what was checked, and each working directory gets its own copy."""
     from clones import copy_files
 
     repos = [copy_files(tmp_path / name) for name in ("repo", "other")]

@@ -67,12 +67,11 @@ def test_scores_equal_torchmetrics_squad_on_random_answers():
 
     def text():  # never only articles: the one case where v1.1 and torchmetrics (v2.0's rule) differ
         drawn = (" " * rng.randint(0, 2)).join(rng.choice(words) for _ in range(rng.randint(1, 6)))
-        return drawn if drawn.lower().replace("the", "").replace("an", "").replace("a", "").strip() else text()
+        return drawn if qa.normalize_answer(drawn) else text()
 
     examples = [example(f"q{i}", *(text() for _ in range(rng.randint(1, 3)))) for i in range(300)]
     preds = [{"id": e["id"], "prediction_text": rng.choice([text(), rng.choice(e["answers"]["text"]).upper()])}
              for e in examples]
-    assert all(qa.normalize_answer(p["prediction_text"]) for p in preds)
     reference = squad(preds, [{"id": e["id"], "answers": e["answers"]} for e in examples])
     ours = qa.squad_scores(preds, examples)
     assert 5 < ours["exact_match"] < 95 and 5 < ours["f1"] < 95  # the draws hit and miss
